@@ -1,0 +1,67 @@
+# Murmur: a Twitter-style microservices reference system. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STACK   := $(PY) local/stackctl.py
+PROFILE ?= dev
+SERVICE ?=
+PYTEST  := MURMUR_PROFILE=test $(PY) -m pytest
+
+.PHONY: help install up down status logs start stop clean bootstrap test test-unit \
+        test-integration test-platform test-e2e test-fault test-up
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: ## Install what is missing (apt packages, .venv, Kafka/Cassandra jars, Toxiproxy)
+	@bash local/install.sh
+
+up: install ## Start Murmur (every store and service) and wait until all are ready
+	@$(STACK) --profile $(PROFILE) up
+
+down: ## Stop every component and the supervisor
+	@$(STACK) down
+
+status: ## One line per component: up/down, port, pid
+	@$(STACK) status
+
+logs: ## Follow the logs (SERVICE=x for one component)
+	@$(STACK) logs $(SERVICE)
+
+start: ## Start one component and wait until it is ready (SERVICE=x)
+	@$(STACK) --profile $(PROFILE) start $(SERVICE)
+
+stop: ## Stop one component (SERVICE=x); its port refuses afterwards
+	@$(STACK) stop $(SERVICE)
+
+bootstrap: ## Create databases, keyspaces and topics for PROFILE (idempotent)
+	@$(STACK) --profile $(PROFILE) bootstrap
+
+clean: ## Stop everything and delete all local data (asks unless FORCE=1)
+	@if [ "$(FORCE)" != 1 ]; then read -r -p "Delete all Murmur data in var/? [y/N] " ok && [ "$$ok" = y ]; fi
+	@if [ -x $(PY) ]; then $(STACK) down; fi
+	@rm -rf var
+	@echo "Murmur data removed."
+
+test-up: install ## Bring up the stores and the test profile's services
+	@$(STACK) --profile test up
+
+test: test-up ## Run every test layer against the real servers
+	@$(PYTEST) tests
+
+test-unit: install ## Unit tests (no infrastructure)
+	@$(PYTEST) tests/unit
+
+test-integration: test-up ## Integration tests: each adapter against its real store
+	@$(PYTEST) tests/integration
+
+test-platform: test-up ## Platform tests: make up/stop/start behave as documented
+	@$(PYTEST) tests/platform
+
+test-e2e: test-up ## End-to-end tests through nginx (test profile, :8090)
+	@$(PYTEST) tests/e2e
+
+test-fault: test-up ## Fault tests: real faults through make stop/start and Toxiproxy
+	@$(PYTEST) tests/fault

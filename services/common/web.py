@@ -1,0 +1,138 @@
+"""The Flask plumbing every Murmur HTTP service shares.
+
+`create_base_app` gives a Flask app with: request ids (from X-Request-ID or minted),
+problem+json for every error, request metrics by route, `/healthz`, `/readyz` (runs the
+service's dependency checks) and `/metrics`. Services add their own blueprints on top.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from typing import Callable
+
+from flask import Flask, Response, g, jsonify, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    REGISTRY,
+)
+from werkzeug.exceptions import HTTPException
+
+from common import logs
+from common.problems import PROBLEM_JSON, Problem
+
+log = logging.getLogger("murmur.web")
+
+REQUESTS = Counter("murmur_http_requests_total", "HTTP requests served",
+                   ["service", "method", "route", "status"])
+LATENCY = Histogram("murmur_http_request_duration_seconds", "HTTP request duration",
+                    ["service", "method", "route"],
+                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+
+ReadinessCheck = Callable[[], None]  # raises when the dependency does not answer
+
+
+def problem_response(problem: Problem) -> Response:
+    """Render a Problem as an application/problem+json response."""
+    resp = jsonify(problem.to_dict())
+    resp.status_code = problem.status
+    resp.mimetype = PROBLEM_JSON
+    for name, value in problem.headers.items():
+        resp.headers[name] = value
+    return resp
+
+
+def metrics_payload() -> bytes:
+    """Prometheus text for this process, or for all gunicorn workers in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+def create_base_app(service: str, checks: dict[str, ReadinessCheck] | None = None, *,
+                    app: Flask | None = None) -> Flask:
+    """A Flask app with Murmur's shared behaviour; `checks` back /readyz.
+
+    Pass `app` to give the shared behaviour to an app made elsewhere (e.g. a Flask
+    subclass that documents its routes); by default a plain Flask app is made.
+    """
+    logs.configure(service)
+    app = app if app is not None else Flask(service)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.config["MURMUR_SERVICE"] = service
+    readiness = dict(checks or {})
+    app.extensions["murmur_readiness"] = readiness
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+        rid = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        g.request_id = rid
+        g.request_id_token = logs.request_id_var.set(rid)
+
+    @app.after_request
+    def _finish(resp: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        REQUESTS.labels(service, request.method, route, str(resp.status_code)).inc()
+        LATENCY.labels(service, request.method, route).observe(elapsed)
+        if "request_id" in g:
+            resp.headers["X-Request-ID"] = g.request_id
+        return resp
+
+    @app.teardown_request
+    def _reset(_exc: BaseException | None) -> None:
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            logs.request_id_var.reset(token)
+
+    @app.errorhandler(Problem)
+    def _problem(problem: Problem) -> Response:
+        return problem_response(problem)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        problem = Problem(exc.code or 500, exc.description or "")
+        resp = problem_response(problem)
+        if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
+            resp.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+        return resp
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem_response(Problem(500, "An unexpected error occurred."))
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok", service=service)
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        failures = {}
+        for name, check in readiness.items():
+            try:
+                check()
+            except Exception as exc:  # noqa: BLE001 - any failure means not ready
+                failures[name] = f"{type(exc).__name__}: {exc}"
+        if failures:
+            return problem_response(Problem(503, "Dependencies are not answering.",
+                                            errors=[{"field": k, "message": v}
+                                                    for k, v in failures.items()],
+                                            headers={"Retry-After": "1"}))
+        return jsonify(status="ready", service=service, checks=sorted(readiness))
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(metrics_payload(), mimetype=CONTENT_TYPE_LATEST)
+
+    return app
