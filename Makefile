@@ -7,10 +7,13 @@ PY      := $(VENV)/bin/python
 STACK   := $(PY) local/stackctl.py
 PROFILE ?= dev
 SERVICE ?=
+USERS ?= 10000
+TWEETS ?= 3
+CELEBRITIES ?= 5
 PYTEST  := MURMUR_PROFILE=test $(PY) -m pytest
 
 .PHONY: help install up down status logs start stop clean bootstrap test test-unit \
-        test-integration test-platform test-e2e test-fault test-up
+        test-integration test-platform test-e2e test-fault test-up seed bench
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,6 +41,15 @@ stop: ## Stop one component (SERVICE=x); its port refuses afterwards
 
 bootstrap: ## Create databases, keyspaces and topics for PROFILE (idempotent)
 	@$(STACK) --profile $(PROFILE) bootstrap
+
+seed: ## Seed a demo social graph into the running stack (USERS=10000 TWEETS=3 CELEBRITIES=5)
+	@MURMUR_PROFILE=$(PROFILE) $(PY) local/seed.py --users $(USERS) --tweets $(TWEETS) \
+		--celebrities $(CELEBRITIES)
+
+bench: ## Benchmarks against the running stack: fan-out, home-timeline reads, bytes per entry
+	@command -v wrk >/dev/null || (echo "installing wrk" && apt-get install -y -qq wrk >/dev/null)
+	@MURMUR_PROFILE=$(PROFILE) $(PY) bench/fanout.py
+	@MURMUR_PROFILE=$(PROFILE) $(PY) bench/reads.py
 
 clean: ## Stop everything and delete all local data (asks unless FORCE=1)
 	@if [ "$(FORCE)" != 1 ]; then read -r -p "Delete all Murmur data in var/? [y/N] " ok && [ "$$ok" = y ]; fi

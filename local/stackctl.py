@@ -652,14 +652,14 @@ def cmd_down() -> None:
 
 def cmd_status() -> int:
     running = supervisor_running()
-    print(f"{'component':<18}{'state':<10}{'port':<8}pid")
+    print(f"{'component':<22}{'state':<8}{'port':<8}pid")
     down = 0
     for comp in components():
         info = process_info(comp.name) if running else {"statename": "STOPPED", "pid": 0}
         up = info["statename"] == "RUNNING"
         down += not up
         pid = info["pid"] if up else "-"
-        print(f"{comp.name:<18}{'up' if up else 'down':<10}{comp.port or '-':<8}{pid}")
+        print(f"{comp.name:<22}{'up' if up else 'down':<8}{comp.port or '-':<8}{pid}")
     return 0
 
 

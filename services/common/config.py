@@ -68,11 +68,14 @@ class Profile:
     redis_db: int
     http_port: int  # nginx listen port of this profile's app tier
     port_offset: int  # added to each service's base port
+    # Low in the test profile so end-to-end tests can make a celebrity with a few follows.
+    celebrity_threshold: int = 2000  # CELEBRITY_THRESHOLD_DEFAULT
 
 
 PROFILES = {
     "dev": Profile("dev", "murmur", "murmur", "", 0, 8080, 0),
-    "test": Profile("test", "murmur_test", "murmur_test", "test.", 1, 8090, 10),
+    "test": Profile("test", "murmur_test", "murmur_test", "test.", 1, 8090, 10,
+                    celebrity_threshold=5),
 }
 
 
@@ -87,6 +90,7 @@ def profile() -> Profile:
         redis_db=env_int("MURMUR_REDIS_DB", base.redis_db),
         http_port=env_int("MURMUR_HTTP_PORT", base.http_port),
         port_offset=base.port_offset,
+        celebrity_threshold=env_int("CELEBRITY_THRESHOLD", base.celebrity_threshold),
     )
 
 
@@ -179,8 +183,11 @@ HOME_TIMELINE_CAP_DEFAULT = 800
 
 
 def celebrity_threshold() -> int:
-    """Authors with at least this many followers are merged at read time, not fanned out."""
-    return env_int("CELEBRITY_THRESHOLD", CELEBRITY_THRESHOLD_DEFAULT)
+    """Authors with at least this many followers are merged at read time, not fanned out.
+
+    CELEBRITY_THRESHOLD overrides the profile's value (2000 in dev, 5 in test).
+    """
+    return profile().celebrity_threshold
 
 
 def home_timeline_cap() -> int:

@@ -7,15 +7,20 @@ in the app factory, never in the master.
 
 import os
 
-from common import config
+# Imported under another name: gunicorn reads every module-level name of this file that
+# matches one of its settings, and `config` is one (the config file path).
+from common import config as murmur_config
 
-bind = f"127.0.0.1:{config.env_int('MURMUR_PORT', 0)}"
-workers = config.env_int("GUNICORN_WORKERS", 2)
-threads = config.env_int("GUNICORN_THREADS", 8)
+bind = f"127.0.0.1:{murmur_config.env_int('MURMUR_PORT', 0)}"
+workers = murmur_config.env_int("GUNICORN_WORKERS", 2)
+threads = murmur_config.env_int("GUNICORN_THREADS", 8)
 worker_class = "gthread"
 timeout = 30
 graceful_timeout = 20
 keepalive = 30
+# Above nginx's own limit (large_client_header_buffers), so an overlong URI is refused by
+# nginx as a problem+json 414, never by gunicorn as an HTML 400.
+limit_request_line = 8190
 accesslog = None  # nginx and the JSON app logs carry every request
 errorlog = "-"
 

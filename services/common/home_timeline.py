@@ -24,9 +24,12 @@ _ADD_TO_MANY = """
 local cap = tonumber(ARGV[2])
 local added = 0
 for _, key in ipairs(KEYS) do
-  added = added + redis.call('ZADD', key, 0, ARGV[1])
-  if redis.call('ZCARD', key) > cap then
-    redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1))
+  if redis.call('ZADD', key, 0, ARGV[1]) == 1 then
+    added = added + 1
+    -- Only a new entry can push a timeline over the cap (a redelivery adds nothing).
+    if redis.call('ZCARD', key) > cap then
+      redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1))
+    end
   end
 end
 return added

@@ -1,0 +1,152 @@
+"""Home-timeline reads through nginx → gateway → timeline, beside a one-hop baseline.
+
+    python bench/reads.py [--concurrency 16] [--duration 15]
+
+Sets up a reader who follows ten authors with fifty tweets between them (through the
+public API), starts `bench/baseline_app.py` under gunicorn with the gateway's worker
+settings, then drives both with wrk at the same fixed concurrency and prints requests/s,
+p50 and p99 for each and the ratio of the real path to the baseline (target ≥ 60 %), and
+p99/p50 of the real path (target ≤ 3). Figures only: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "services"))
+
+from common import config  # noqa: E402
+
+BASELINE_PORT = config.env_int("BENCH_BASELINE_PORT", 18999)
+PASSWORD = "bench-password-1"
+
+
+def api() -> str:
+    return f"http://127.0.0.1:{config.profile().http_port}/api/v1"
+
+
+def register_and_login(session: requests.Session, name: str) -> tuple[str, str]:
+    """Create a user through the public API; returns (user id, bearer token)."""
+    resp = session.post(f"{api()}/users", json={"username": name, "password": PASSWORD},
+                        timeout=30)
+    resp.raise_for_status()
+    token = session.post(f"{api()}/sessions", json={"username": name, "password": PASSWORD},
+                         timeout=30).json()["access_token"]
+    return resp.json()["id"], token
+
+
+def set_up_reader(authors: int, tweets_each: int, limit: int) -> tuple[str, str]:
+    """A reader whose home timeline holds a full page; returns (user id, token)."""
+    session = requests.Session()
+    tag = uuid.uuid4().hex[:8]
+    reader_id, reader_token = register_and_login(session, f"bench_r_{tag}")
+    for a in range(authors):
+        name = f"bench_a{a}_{tag}"
+        _, token = register_and_login(session, name)
+        session.put(f"{api()}/users/me/following/{name}", timeout=10,
+                    headers={"Authorization": f"Bearer {reader_token}"}).raise_for_status()
+        for n in range(tweets_each):
+            session.post(f"{api()}/tweets", json={"text": f"bench tweet {n} from {name}"},
+                         headers={"Authorization": f"Bearer {token}"},
+                         timeout=10).raise_for_status()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        page = session.get(f"{api()}/timeline?limit={limit}", timeout=10,
+                           headers={"Authorization": f"Bearer {reader_token}"}).json()
+        if len(page["items"]) >= limit:
+            return reader_id, reader_token
+        time.sleep(0.2)
+    sys.exit("the reader's home timeline never filled: is fanout running?")
+
+
+def start_baseline() -> subprocess.Popen:
+    """gunicorn serving the baseline app with the gateway's worker and thread counts."""
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'services'}:{REPO}",
+           "MURMUR_PORT": str(BASELINE_PORT), "MURMUR_PROCESS": "bench-baseline"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "-c", "python:common.gunicorn_conf",
+         "bench.baseline_app:create_app()"], cwd=REPO, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{BASELINE_PORT}/readyz", timeout=2).ok:
+                return proc
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    proc.terminate()
+    sys.exit("the baseline app did not start")
+
+
+def to_ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def wrk(url: str, headers: dict[str, str], concurrency: int, duration: int) -> dict[str, float]:
+    """Run wrk against `url`; returns rps, p50/p99 in ms, and non-2xx responses."""
+    cmd = ["wrk", "-t2", f"-c{concurrency}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+    for name, value in headers.items():
+        cmd += ["-H", f"{name}: {value}"]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50": to_ms(latency["50"]), "p99": to_ms(latency["99"]),
+            "errors": int(errors.group(1)) if errors else 0}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--limit", type=int, default=20)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed: `apt-get install wrk` (make bench does it)")
+
+    print(f"profile {config.profile().name}: setting up a reader with a full page ...")
+    reader_id, token = set_up_reader(authors=10, tweets_each=5, limit=args.limit)
+    baseline = start_baseline()
+    try:
+        runs = {
+            "baseline (one hop)": (f"http://127.0.0.1:{BASELINE_PORT}/timeline/{reader_id}"
+                                   f"?limit={args.limit}", {}),
+            "nginx → gateway → timeline": (f"{api()}/timeline?limit={args.limit}",
+                                           {"Authorization": f"Bearer {token}"}),
+        }
+        results = {}
+        for name, (url, headers) in runs.items():
+            wrk(url, headers, args.concurrency, 3)  # warm caches, pools and connections
+            results[name] = wrk(url, headers, args.concurrency, args.duration)
+    finally:
+        baseline.terminate()
+        baseline.wait(timeout=30)
+
+    print(f"\nhome timeline, limit={args.limit}, concurrency {args.concurrency}, "
+          f"{args.duration}s each (wrk, 2 threads)")
+    print(f"{'path':<30}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'p99/p50':>9}{'non-2xx':>9}")
+    for name, r in results.items():
+        print(f"{name:<30}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}"
+              f"{r['p99'] / r['p50']:>9.1f}{r['errors']:>9}")
+    base, real = results["baseline (one hop)"], results["nginx → gateway → timeline"]
+    print(f"\nthroughput ratio real/baseline: {real['rps'] / base['rps']:.0%} (target ≥ 60%)")
+    print(f"p99/p50 of the real path: {real['p99'] / real['p50']:.1f} (target ≤ 3)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Seed a demo social graph: power-law follower counts, a few celebrities, tweets for all.
+
+    python local/seed.py [--users 10000] [--tweets 3] [--celebrities 5]
+
+Users and follows are bulk-loaded into the users service's Postgres database (one argon2
+hash of the shared demo password serves every account, so seeding 10,000 users takes
+seconds, not the minutes 10,000 separate hashes would). Tweets go through the timeline
+service's own API, so they take the real path: logged batch, outbox, relay, Kafka, fan-out.
+Re-running is safe: usernames, follows and tweets (by Idempotency-Key) are not duplicated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import itertools
+import random
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "services"))
+
+from common import config  # noqa: E402
+from common.ids import IdGenerator  # noqa: E402
+
+DEMO_PASSWORD = "murmur-demo"
+WORDS = ("kafka cassandra redis postgres nginx fanout timeline latency throughput replica "
+         "partition quorum cache breaker retry deadline trace span outbox idempotent shard "
+         "gossip leader follower snapshot compaction backpressure jitter").split()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=config.env_int("SEED_USERS", 10_000))
+    parser.add_argument("--tweets", type=int, default=config.env_int("SEED_TWEETS", 3),
+                        help="tweets per user")
+    parser.add_argument("--celebrities", type=int, default=config.env_int("SEED_CELEBRITIES", 5))
+    parser.add_argument("--mean-following", type=int, default=20,
+                        help="average number of accounts a user follows")
+    parser.add_argument("--seed", type=int, default=42, help="random seed (same graph each run)")
+    parser.add_argument("--concurrency", type=int, default=16, help="parallel tweet posts")
+    return parser.parse_args(argv)
+
+
+def progress(total: int, desc: str):
+    """A tqdm progress bar on stderr."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"{desc:<9}", unit="", dynamic_ncols=True, mininterval=0.5)
+
+
+def build_graph(n_users: int, n_celebrities: int, mean_following: int, threshold: int,
+                rng: random.Random) -> list[set[int]]:
+    """followees[i] for each user index i: power-law popularity plus a few celebrities."""
+    # Zipf-like popularity over non-celebrities: the k-th most popular gets weight 1/k.
+    weights = [1.0 / (rank + 1) for rank in range(n_users)]
+    cumulative = list(itertools.accumulate(weights))
+    followees: list[set[int]] = [set() for _ in range(n_users)]
+    for i in range(n_users):
+        want = min(n_users - 1, max(1, int(rng.expovariate(1 / mean_following))))
+        while len(followees[i]) < want:
+            j = bisect.bisect_left(cumulative, rng.random() * cumulative[-1])
+            if j != i and j >= n_celebrities:
+                followees[i].add(j)
+    # Celebrities (indexes 0..n-1) are followed by enough users to cross the threshold.
+    shares = [min(0.95, (1.2 + 0.3 * (n_celebrities - 1 - c)) * threshold / max(n_users, 1))
+              for c in range(n_celebrities)]
+    for i in range(n_users):
+        for c, share in enumerate(shares):
+            if c != i and rng.random() < share:
+                followees[i].add(c)
+    return followees
+
+
+def username(i: int, n_celebrities: int) -> str:
+    return f"celeb_{i:02d}" if i < n_celebrities else f"demo_{i:05d}"
+
+
+def load_users_and_follows(args: argparse.Namespace, stores: config.Stores,
+                           followees: list[set[int]]) -> list[int]:
+    """Insert users and follows (idempotently); returns the user ids by index."""
+    import psycopg
+    from argon2 import PasswordHasher
+
+    password_hash = PasswordHasher().hash(DEMO_PASSWORD)
+    ids = IdGenerator(1023)  # the seed's own worker id: never leased by a service
+    names = [username(i, args.celebrities) for i in range(args.users)]
+    with psycopg.connect(stores.pg_conninfo) as conn:
+        with conn.cursor() as cur, progress(args.users, "users") as bar:
+            for start in range(0, args.users, 1000):
+                chunk = names[start:start + 1000]
+                rows = [(ids.next_id(), name, password_hash, name.replace("_", " ").title())
+                        for name in chunk]
+                cur.executemany(
+                    "INSERT INTO users (id, username, password_hash, display_name) "
+                    "VALUES (%s, %s, %s, %s) ON CONFLICT (username) DO NOTHING", rows)
+                bar.update(len(chunk))
+            id_by_name = dict(cur.execute(
+                "SELECT username, id FROM users WHERE username = ANY(%s)", (names,)).fetchall())
+        user_ids = [id_by_name[name] for name in names]
+        conn.commit()
+        total = sum(len(f) for f in followees)
+        # COPY into a temporary table, then one INSERT ... ON CONFLICT keeps re-runs safe.
+        with conn.cursor() as cur, progress(total, "follows") as bar:
+            cur.execute("CREATE TEMP TABLE seed_follows (follower_id bigint, followee_id bigint)")
+            with cur.copy("COPY seed_follows (follower_id, followee_id) FROM STDIN") as copy:
+                for i, targets in enumerate(followees):
+                    for j in targets:
+                        copy.write_row((user_ids[i], user_ids[j]))
+                    bar.update(len(targets))
+            cur.execute("INSERT INTO follows (follower_id, followee_id) "
+                        "SELECT follower_id, followee_id FROM seed_follows ON CONFLICT DO NOTHING")
+            # Counts recomputed from the graph, in the same transaction as the follows.
+            cur.execute("""
+                UPDATE users u SET
+                    followers_count = (SELECT count(*) FROM follows WHERE followee_id = u.id),
+                    following_count = (SELECT count(*) FROM follows WHERE follower_id = u.id),
+                    version = u.version + 1
+                WHERE u.id = ANY(%s)""", (user_ids,))
+        conn.commit()
+    return user_ids
+
+
+def post_tweets(args: argparse.Namespace, user_ids: list[int], rng: random.Random) -> int:
+    """Post tweets through the timeline service; returns how many were accepted."""
+    import requests
+
+    base = config.service_url("timeline")
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=args.concurrency)
+    session.mount("http://", adapter)
+    jobs = [(uid, n) for n in range(args.tweets) for uid in user_ids]
+    rng.shuffle(jobs)
+
+    def post(uid: int, n: int) -> bool:
+        text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12)))
+        resp = session.post(f"{base}/tweets", json={"text": f"{text} #{n}"}, timeout=10,
+                            headers={"X-User-Id": str(uid), "Idempotency-Key": f"seed-{uid}-{n}"})
+        return resp.status_code == 201
+
+    accepted = 0
+    with ThreadPoolExecutor(args.concurrency) as pool, progress(len(jobs), "tweets") as bar:
+        for future in as_completed([pool.submit(post, uid, n) for uid, n in jobs]):
+            accepted += future.result()
+            bar.update(1)
+    return accepted
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    stores = config.stores()
+    threshold = config.celebrity_threshold()
+    rng = random.Random(args.seed)
+    t0 = time.monotonic()
+    print(f"Seeding {args.users} users ({args.celebrities} celebrities over {threshold} "
+          f"followers), {args.tweets} tweets each, into the {config.profile().name} profile")
+    followees = build_graph(args.users, args.celebrities, args.mean_following, threshold, rng)
+    user_ids = load_users_and_follows(args, stores, followees)
+    accepted = post_tweets(args, user_ids, rng)
+    followers = [0] * args.users
+    for targets in followees:
+        for j in targets:
+            followers[j] += 1
+    busiest = max(range(args.celebrities, args.users), key=lambda i: len(followees[i]))
+    print(f"\nDone in {time.monotonic() - t0:.0f}s: {args.users} users, "
+          f"{sum(followers)} follows, {accepted} tweets accepted (fan-out continues in the "
+          "background).")
+    over = sum(1 for count in followers if count >= threshold)
+    print(f"{over} accounts are over the celebrity threshold ({threshold}): their tweets are "
+          "merged at read time, not fanned out.")
+    print(f"Sample logins (password {DEMO_PASSWORD!r}):")
+    print(f"  {username(0, args.celebrities):<12} a celebrity with {followers[0]} followers")
+    print(f"  {username(busiest, args.celebrities):<12} follows {len(followees[busiest])} "
+          "accounts: a busy home timeline")
+    top = max(range(args.celebrities, args.users), key=lambda i: followers[i])
+    print(f"  {username(top, args.celebrities):<12} the most-followed regular user "
+          f"({followers[top]} followers)")
+    return 0 if accepted == len(user_ids) * args.tweets else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

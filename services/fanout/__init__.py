@@ -1,0 +1,1 @@
+"""The fanout worker: writes posted tweets into followers' home timelines (Kafka → Redis)."""

@@ -1,0 +1,93 @@
+"""Kafka clients of the fanout worker: the group consumer and the dead-letter producer."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from typing import Callable, Iterable
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
+from kafka.structs import TopicPartition
+
+from fanout.config import FanoutConfig
+from fanout.domain import Unavailable
+from fanout.processing import Message
+
+log = logging.getLogger("murmur.fanout.kafka")
+
+
+def consumer(config: FanoutConfig) -> KafkaConsumer:
+    """A consumer in the fanout group that commits only when told to (at-least-once)."""
+    return KafkaConsumer(
+        bootstrap_servers=config.stores.kafka_bootstrap,
+        group_id=config.group_id,
+        client_id=f"{config.process_name}-{socket.gethostname()}",
+        enable_auto_commit=False,
+        auto_offset_reset=config.offset_reset,
+        max_poll_records=config.max_poll_records,
+        request_timeout_ms=config.kafka_request_timeout_ms + 30_000,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=3_000,
+        max_poll_interval_ms=300_000,
+    )
+
+
+class RevocationListener(ConsumerRebalanceListener):
+    """Lets the worker commit what it processed before a partition moves elsewhere."""
+
+    def __init__(self, on_revoked: Callable[[Iterable[TopicPartition]], None],
+                 on_assigned: Callable[[Iterable[TopicPartition]], None]) -> None:
+        self._on_revoked, self._on_assigned = on_revoked, on_assigned
+
+    def on_partitions_revoked(self, revoked):
+        self._on_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned):
+        self._on_assigned(assigned)
+
+
+class KafkaDeadLetters:
+    """Sends poison messages, byte for byte, to the dead-letter topic with error headers."""
+
+    def __init__(self, producer: KafkaProducer, topic: str, group_id: str,
+                 timeout: float = 10.0) -> None:
+        self.producer, self.topic, self.group_id, self.timeout = producer, topic, group_id, timeout
+
+    @classmethod
+    def create(cls, config: FanoutConfig) -> "KafkaDeadLetters":
+        """A producer with acks from all replicas: a dead letter must not be lost."""
+        producer = KafkaProducer(
+            bootstrap_servers=config.stores.kafka_bootstrap,
+            client_id=f"{config.process_name}-dlq",
+            acks="all",
+            linger_ms=0,
+            max_block_ms=config.kafka_request_timeout_ms,
+            request_timeout_ms=config.kafka_request_timeout_ms,
+        )
+        return cls(producer, config.dlq_topic, config.group_id,
+                   timeout=config.kafka_request_timeout_ms / 1000)
+
+    def send(self, message: Message, error: BaseException, attempts: int) -> None:
+        """Produce and wait for the acknowledgement; Unavailable if Kafka does not take it."""
+        headers = [(k, v) for k, v in (message.headers or ()) if not k.startswith("dlq.")]
+        headers += [
+            ("dlq.error.class", type(error).__name__.encode()),
+            ("dlq.error.message", str(error)[:1000].encode("utf-8", "replace")),
+            ("dlq.original.topic", message.topic.encode()),
+            ("dlq.original.partition", str(message.partition).encode()),
+            ("dlq.original.offset", str(message.offset).encode()),
+            ("dlq.consumer.group", self.group_id.encode()),
+            ("dlq.attempts", str(attempts).encode()),
+            ("dlq.failed.at", str(int(time.time() * 1000)).encode()),
+        ]
+        try:
+            self.producer.send(self.topic, value=message.value, key=message.key,
+                               headers=headers).get(timeout=self.timeout)
+        except KafkaError as exc:
+            raise Unavailable(f"dead-letter topic: {type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        """Flush and close the producer."""
+        self.producer.close(timeout=self.timeout)

@@ -1,0 +1,53 @@
+"""Home timelines in Redis, with Redis outages reported as `Unavailable`."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import redis
+
+from common.home_timeline import HomeTimelines
+from fanout.domain import Unavailable
+
+# Errors that say Redis cannot take the write right now, not that the write is wrong.
+_TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+              redis.exceptions.BusyLoadingError, redis.exceptions.ReadOnlyError)
+
+
+def client(url: str, timeout: float) -> redis.Redis:
+    """A Redis client whose every call times out."""
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                health_check_interval=30)
+
+
+class RedisTimelines:
+    """The domain's Timelines port over `common.home_timeline.HomeTimelines`."""
+
+    def __init__(self, timelines: HomeTimelines) -> None:
+        self.timelines = timelines
+
+    def deliver(self, tweet_id: int, user_ids: Sequence[int]) -> int:
+        return self._call(self.timelines.deliver, tweet_id, user_ids)
+
+    def retract(self, tweet_id: int, user_ids: Sequence[int]) -> int:
+        return self._call(self.timelines.retract, tweet_id, user_ids)
+
+    def add(self, user_id: int, tweet_ids: Iterable[int]) -> int:
+        return self._call(self.timelines.add, user_id, list(tweet_ids))
+
+    def remove(self, user_id: int, tweet_ids: Iterable[int]) -> int:
+        return self._call(self.timelines.remove, user_id, list(tweet_ids))
+
+    def ping(self) -> None:
+        """Raise unless Redis answers (readiness)."""
+        self.timelines.redis.ping()
+
+    def _call(self, method, *args) -> int:
+        try:
+            return method(*args)
+        except _TRANSIENT as exc:
+            raise Unavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+        except redis.exceptions.ResponseError as exc:
+            if str(exc).startswith(("OOM", "LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN")):
+                raise Unavailable(f"redis: {exc}") from exc
+            raise

@@ -1,0 +1,90 @@
+"""Wires the fanout worker: production adapters by default, any of them replaceable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from common.home_timeline import HomeTimelines
+from fanout import config as fanout_config
+from fanout.config import FanoutConfig
+from fanout.domain import FollowerSource, Policy, Ports, Timelines, TweetIdSource
+from fanout.processing import DeadLetters, RecordProcessor
+
+
+@dataclass
+class Fanout:
+    """The wired worker parts; `close()` releases every client it made."""
+
+    config: FanoutConfig
+    ports: Ports
+    policy: Policy
+    processor: RecordProcessor
+    consumer: Any  # a KafkaConsumer, or a test's stand-in
+    checks: dict[str, Callable[[], None]]
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Close clients in reverse order of creation; one failing does not stop the rest."""
+        for close in reversed(self.closers):
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - best effort at shutdown
+                pass
+
+
+def bootstrap(config: FanoutConfig | None = None, *, followers: FollowerSource | None = None,
+              timelines: Timelines | None = None, tweets: TweetIdSource | None = None,
+              dead_letters: DeadLetters | None = None, consumer: Any = None,
+              sleep: Callable[[float], None] | None = None) -> Fanout:
+    """Build the worker's parts; pass any of them to replace the production adapter."""
+    config = config or fanout_config.load()
+    closers: list[Callable[[], None]] = []
+    checks: dict[str, Callable[[], None]] = {}
+    timeout = (config.http_connect_timeout, config.http_read_timeout)
+
+    if followers is None:
+        from fanout.adapters import http
+        from fanout.adapters.users import UsersFollowerSource
+
+        users = UsersFollowerSource(config.users_url, http.session(),
+                                    page_size=config.follower_page_size, timeout=timeout)
+        closers.append(users.close)
+        followers = users
+    if tweets is None:
+        from fanout.adapters import http
+        from fanout.adapters.timeline import TimelineTweetIds
+
+        tweet_ids = TimelineTweetIds(config.timeline_url, http.session(), timeout=timeout)
+        closers.append(tweet_ids.close)
+        tweets = tweet_ids
+    if timelines is None:
+        from fanout.adapters import redis_timelines
+
+        client = redis_timelines.client(config.stores.redis_url, config.redis_timeout)
+        closers.append(client.close)
+        redis_port = redis_timelines.RedisTimelines(
+            HomeTimelines(client, cap=config.home_timeline_cap, batch=config.delivery_batch))
+        checks["redis"] = redis_port.ping
+        timelines = redis_port
+    if dead_letters is None:
+        from fanout.adapters.kafka import KafkaDeadLetters
+
+        kafka_dlq = KafkaDeadLetters.create(config)
+        closers.append(kafka_dlq.close)
+        dead_letters = kafka_dlq
+    if consumer is None:
+        from fanout.adapters import kafka
+
+        consumer = kafka.consumer(config)
+        # close() without committing: the worker commits exactly what it processed.
+        closers.append(lambda: consumer.close(autocommit=False))
+
+    ports = Ports(followers=followers, timelines=timelines, tweets=tweets)
+    policy = Policy(celebrity_threshold=config.celebrity_threshold,
+                    backfill_limit=config.backfill_limit,
+                    history_limit=config.home_timeline_cap)
+    processor = RecordProcessor(ports, policy, dead_letters, attempts=config.poison_attempts,
+                                backoff_max=config.poison_backoff_max,
+                                **({"sleep": sleep} if sleep else {}))
+    return Fanout(config, ports, policy, processor, consumer, checks, closers)

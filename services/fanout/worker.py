@@ -1,0 +1,205 @@
+"""`python -m fanout.worker`: the Kafka consumer loop, plus /healthz, /readyz and /metrics.
+
+At-least-once: offsets are committed only for records whose timeline writes are done
+(after every poll, and for revoked partitions before they move). A record whose dependency
+is down is not skipped: its partition is rewound to it and paused for a growing backoff,
+while the loop keeps polling (so the group keeps the member) and other partitions go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from common import logs
+from fanout import metrics
+from fanout.adapters.kafka import RevocationListener
+from fanout.processing import Outcome, RecordProcessor
+
+log = logging.getLogger("murmur.fanout")
+
+
+class Worker:
+    """Polls, processes record by record, commits what is done."""
+
+    def __init__(self, consumer: Any, processor: RecordProcessor, topics: Iterable[str], *,
+                 poll_timeout_ms: int = 500, max_records: int = 50,
+                 backoff_initial: float = 0.2, backoff_max: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.consumer, self.processor, self.topics = consumer, processor, tuple(topics)
+        self.poll_timeout_ms, self.max_records = poll_timeout_ms, max_records
+        self.backoff_initial, self.backoff_max, self.clock = backoff_initial, backoff_max, clock
+        self._next_offsets: dict[TopicPartition, int] = {}  # processed, not yet committed
+        self._resume_at: dict[TopicPartition, float] = {}  # paused after a transient failure
+        self._backoff: dict[TopicPartition, float] = {}
+        self._stop = threading.Event()
+        self.last_poll: float | None = None
+
+    def subscribe(self) -> None:
+        """Join the group on the worker's topics."""
+        for topic in self.topics:
+            # Fetch the topics' metadata first: a member that joins without it may be
+            # assigned no partitions until the next metadata refresh, minutes later.
+            self.consumer.partitions_for_topic(topic)
+        self.consumer.subscribe(topics=list(self.topics),
+                                listener=RevocationListener(self._on_revoked, self._on_assigned))
+
+    def run(self) -> None:
+        """Poll until `stop()`; the batch in hand is finished and committed before returning."""
+        log.info("consuming %s", ", ".join(self.topics))
+        while not self._stop.is_set():
+            self.run_once()
+        self.commit()
+        log.info("stopped consuming")
+
+    def run_once(self) -> None:
+        """One poll, its records processed, their offsets committed."""
+        self._resume_due()
+        batch = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+        self.last_poll = self.clock()
+        for tp, records in batch.items():
+            self._process_partition(tp, records)
+        self.commit()
+
+    def stop(self) -> None:
+        """Ask the loop to finish its batch and return."""
+        self._stop.set()
+
+    def _process_partition(self, tp: TopicPartition, records: list) -> None:
+        started = time.perf_counter()
+        for record in records:
+            if self.processor.process(record) is Outcome.RETRY_LATER:
+                self._retry_later(tp, record.offset)
+                break
+            self._next_offsets[tp] = record.offset + 1
+            self._backoff.pop(tp, None)
+        metrics.BATCH_DURATION.labels(tp.topic).observe(time.perf_counter() - started)
+
+    def _retry_later(self, tp: TopicPartition, offset: int) -> None:
+        # Rewind so the same record comes back, and pause so it does not come back at once.
+        delay = min(self.backoff_max, self._backoff.get(tp, self.backoff_initial / 2) * 2)
+        self._backoff[tp] = delay
+        self.consumer.seek(tp, offset)
+        self.consumer.pause(tp)
+        self._resume_at[tp] = self.clock() + delay * random.uniform(0.5, 1.0)
+        log.info("paused %s[%d] at offset %d for %.1fs", tp.topic, tp.partition, offset, delay)
+
+    def _resume_due(self) -> None:
+        now = self.clock()
+        due = [tp for tp, at in self._resume_at.items() if at <= now]
+        for tp in due:
+            del self._resume_at[tp]
+        if due:
+            self.consumer.resume(*due)
+
+    def commit(self, partitions: Iterable[TopicPartition] | None = None) -> None:
+        """Commit the next offset of every processed partition (or of `partitions`)."""
+        wanted = set(partitions) if partitions is not None else set(self._next_offsets)
+        offsets = {tp: OffsetAndMetadata(off, "", -1)
+                   for tp, off in self._next_offsets.items() if tp in wanted}
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets)
+        except KafkaError as exc:
+            # Not fatal: the records come again after a rebalance or restart, and every
+            # write is idempotent. Offsets of partitions still held are retried next time.
+            metrics.COMMITS.labels("failed").inc()
+            log.warning("offset commit failed: %s: %s", type(exc).__name__, exc)
+            return
+        metrics.COMMITS.labels("ok").inc()
+        for tp, meta in offsets.items():
+            if self._next_offsets.get(tp) == meta.offset:
+                del self._next_offsets[tp]
+
+    def _on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        revoked = list(revoked)
+        self.commit(revoked)
+        for tp in revoked:
+            self._next_offsets.pop(tp, None)
+            self._resume_at.pop(tp, None)
+            self._backoff.pop(tp, None)
+        if revoked:
+            log.info("partitions revoked: %s", _names(revoked))
+
+    def _on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        log.info("partitions assigned: %s", _names(assigned))
+
+
+def _names(partitions: Iterable[TopicPartition]) -> str:
+    return ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)) or "none"
+
+
+class HealthServer:
+    """/healthz, /readyz and /metrics from the shared Flask app, on a background thread."""
+
+    def __init__(self, host: str, port: int, checks: dict[str, Callable[[], None]]) -> None:
+        from werkzeug.serving import make_server
+
+        from common.web import create_base_app
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log per probe
+        self.server = make_server(host, port, create_base_app("fanout", checks), threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="health",
+                                       daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+def clear_multiprocess_dir() -> None:
+    """Drop metric files of an earlier run of this process (it is the folder's only writer)."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink()
+
+
+def main() -> int:
+    """Run the worker until SIGTERM/SIGINT; exit 0 after a clean shutdown."""
+    from fanout import bootstrap, config
+
+    cfg = config.load()
+    logs.configure("fanout")
+    clear_multiprocess_dir()
+    fanout = bootstrap.bootstrap(cfg)
+    worker = Worker(fanout.consumer, fanout.processor, cfg.topics,
+                    poll_timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_poll_records,
+                    backoff_initial=cfg.transient_backoff_initial,
+                    backoff_max=cfg.transient_backoff_max)
+
+    def loop_alive() -> None:
+        if worker.last_poll is None or time.monotonic() - worker.last_poll > 60:
+            raise RuntimeError("the consumer loop has not polled in the last 60 s")
+
+    health = HealthServer(cfg.bind_host, cfg.port, {**fanout.checks, "consumer": loop_alive})
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: worker.stop())
+    health.start()
+    log.info("fanout worker up", extra={"fields": {"group": cfg.group_id, "port": cfg.port}})
+    try:
+        worker.subscribe()
+        worker.run()
+    finally:
+        health.stop()
+        fanout.close()
+        log.info("fanout worker closed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

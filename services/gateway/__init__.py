@@ -1,0 +1,1 @@
+"""The public edge of Murmur behind nginx: authentication, routing and aggregation."""

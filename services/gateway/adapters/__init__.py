@@ -1,0 +1,1 @@
+"""Typed clients of the downstream services (one module per service)."""

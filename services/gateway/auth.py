@@ -1,0 +1,75 @@
+"""Bearer-token authentication: verify the EdDSA JWTs that users issues."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import jwt
+
+from common.problems import Problem
+
+ALGORITHMS = ["EdDSA"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller, as the token names them."""
+
+    user_id: str
+    username: str
+
+
+def unauthorized(detail: str) -> Problem:
+    """401 that tells the client which scheme to use (RFC 6750)."""
+    return Problem(401, detail, headers={"WWW-Authenticate": 'Bearer realm="murmur"'})
+
+
+class TokenVerifier:
+    """Checks signature, expiry and claims of a token with users' public key."""
+
+    def __init__(self, public_key: str | Callable[[], str], leeway: float = 5.0) -> None:
+        # The key may be generated after this process starts: read it when first needed.
+        self._load = public_key if callable(public_key) else (lambda: public_key)
+        self._key: str | None = None
+        self._lock = threading.Lock()
+        self.leeway = leeway
+
+    @classmethod
+    def from_file(cls, path: Path, leeway: float = 5.0) -> "TokenVerifier":
+        """A verifier whose PEM public key is read from `path`."""
+        return cls(lambda: path.read_text(), leeway=leeway)
+
+    def public_key(self) -> str:
+        """The PEM public key (read once; raises if it cannot be read)."""
+        if self._key is None:
+            with self._lock:
+                if self._key is None:
+                    self._key = self._load()
+        return self._key
+
+    def verify(self, token: str) -> Principal:
+        """The principal of a valid token; raises a 401 Problem otherwise."""
+        try:
+            claims = jwt.decode(token, self.public_key(), algorithms=ALGORITHMS,
+                                leeway=self.leeway,
+                                options={"require": ["sub", "exp", "iat"]})
+        except jwt.ExpiredSignatureError:
+            raise unauthorized("The access token has expired.") from None
+        except jwt.InvalidTokenError:
+            raise unauthorized("The access token is invalid.") from None
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject.isdigit():
+            raise unauthorized("The access token names no user.")
+        return Principal(user_id=subject, username=str(claims.get("username", "")))
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The principal of an `Authorization: Bearer <token>` header; 401 Problem otherwise."""
+        if not authorization:
+            raise unauthorized("This operation needs an access token.")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise unauthorized("Use 'Authorization: Bearer <token>'.")
+        return self.verify(token.strip())

@@ -1,0 +1,162 @@
+"""The public API's request and response models.
+
+The same pydantic models validate requests (through flask-openapi3) and generate the
+OpenAPI document served at /api/v1/openapi.json, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+USERNAME_PATTERN = r"^[a-z0-9_]{3,30}$"
+# Cursors are opaque tokens minted by the services; this only keeps junk out of the URL.
+CURSOR_PATTERN = r"^[A-Za-z0-9_\-=.:~]{1,512}$"
+MAX_ID = 2**63 - 1
+
+Username = Annotated[str, Field(pattern=USERNAME_PATTERN,
+                                description="3-30 lowercase letters, digits or underscores")]
+DisplayName = Annotated[str, Field(max_length=50)]
+
+
+# ------------------------------------------------------------------------------ requests
+
+
+class NewUser(BaseModel):
+    """An account to create."""
+
+    model_config = ConfigDict(extra="forbid")
+    username: Username
+    password: str = Field(min_length=8, max_length=128)
+    display_name: Optional[DisplayName] = None
+
+
+class Credentials(BaseModel):
+    """Username and password to open a session with."""
+
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=30)
+    password: str = Field(min_length=1, max_length=128)
+
+
+class ProfileChanges(BaseModel):
+    """Profile fields to change; absent fields keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+    display_name: str = Field(None, max_length=50)  # type: ignore[assignment]
+    bio: str = Field(None, max_length=160)  # type: ignore[assignment]
+
+
+class NewTweet(BaseModel):
+    """A tweet to post."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=280)
+
+
+class PageQuery(BaseModel):
+    """Cursor pagination: `limit` items after the opaque `cursor` of the previous page."""
+
+    limit: int = Field(20, ge=1, le=100)
+    cursor: Optional[str] = Field(None, pattern=CURSOR_PATTERN)
+
+
+class UserPath(BaseModel):
+    username: Username
+
+
+class TweetPath(BaseModel):
+    id: int = Field(ge=1, le=MAX_ID, description="Tweet id")
+
+
+class IfMatchHeader(BaseModel):
+    # Optional in the schema so that a missing header reaches the 428 answer, not a 422.
+    if_match: Optional[str] = Field(None, alias="If-Match", max_length=64,
+                                    description="The ETag of the profile being changed")
+
+
+class IdempotencyHeader(BaseModel):
+    idempotency_key: Optional[str] = Field(
+        None, alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
+        description="Repeat a post with the same key to get the same tweet back")
+
+
+# ----------------------------------------------------------------------------- responses
+
+
+class User(BaseModel):
+    """A public profile."""
+
+    id: str
+    username: str
+    display_name: str
+    bio: str
+    followers_count: int
+    following_count: int
+    created_at: str
+
+
+class UserPage(BaseModel):
+    """A page of profiles."""
+
+    items: list[User]
+    next_cursor: Optional[str]
+
+
+class Session(BaseModel):
+    """An access token to send as `Authorization: Bearer <access_token>`."""
+
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+class Author(BaseModel):
+    """Who wrote a tweet."""
+
+    id: str
+    username: str
+    display_name: str
+
+
+class Tweet(BaseModel):
+    """A tweet with its author."""
+
+    id: str
+    author: Author
+    text: str
+    created_at: str
+
+
+class TweetPage(BaseModel):
+    """A page of tweets, newest first."""
+
+    items: list[Tweet]
+    next_cursor: Optional[str]
+
+
+class FieldError(BaseModel):
+    """What is wrong with one field of a request."""
+
+    field: str
+    message: str
+
+
+class ProblemDetails(BaseModel):
+    """An RFC 9457 problem: every error of the API has this shape."""
+
+    type: str
+    title: str
+    status: int
+    detail: Optional[str] = None
+    errors: Optional[list[FieldError]] = None
+
+
+class OpenAPIDocument(BaseModel):
+    """This document."""
+
+    model_config = ConfigDict(extra="allow")
+    openapi: str
+    info: dict[str, Any]
+    paths: dict[str, Any]

@@ -1,0 +1,1 @@
+"""The timeline service: tweets in Cassandra, home timelines in Redis, events via an outbox."""

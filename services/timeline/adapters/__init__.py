@@ -1,0 +1,1 @@
+"""One adapter module per store or collaborator of the timeline service."""

@@ -1,0 +1,213 @@
+"""Tweets, authors' timelines and the outbox in Cassandra.
+
+The driver's Cluster owns an event loop thread and sockets, which do not survive a fork:
+`CassandraSession` connects on first use, so each gunicorn worker (and the relay) gets its
+own after the fork. Statements are prepared once per session and carry the configured
+consistency level.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import timezone
+from typing import Sequence
+
+from cassandra import ConsistencyLevel
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
+from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
+
+from common.config import Stores
+from timeline.domain import MAX_ID, OutboxMessage, Tweet
+
+# The native protocol of Cassandra 4 and 5; fixing it spares a downgrade handshake per host.
+PROTOCOL_VERSION = 5
+
+# Concurrent reads in flight per call (hydration, celebrity merge): enough to hide latency,
+# few enough not to starve the other request threads of the shared connection.
+CONCURRENCY = 32
+
+
+def consistency_level(name: str) -> int:
+    """The driver constant for a consistency level name such as 'LOCAL_QUORUM'."""
+    try:
+        return ConsistencyLevel.name_to_value[name.upper()]
+    except KeyError:
+        raise ValueError(f"unknown Cassandra consistency level {name!r}") from None
+
+
+class CassandraSession:
+    """One lazily connected session per process, with a cache of prepared statements."""
+
+    def __init__(self, stores: Stores, request_timeout: float = 2.0) -> None:
+        self.stores = stores
+        self.request_timeout = request_timeout
+        self.consistency = consistency_level(stores.cassandra_consistency)
+        self._lock = threading.Lock()
+        self._cluster: Cluster | None = None
+        self._session: Session | None = None
+        self._prepared: dict[str, PreparedStatement] = {}
+
+    @property
+    def session(self) -> Session:
+        """The connected session (connects on first use)."""
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    profile = ExecutionProfile(
+                        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+                        consistency_level=self.consistency,
+                        request_timeout=self.request_timeout,
+                    )
+                    cluster = Cluster([self.stores.host], port=self.stores.cassandra_port,
+                                      execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+                                      connect_timeout=self.stores.connect_timeout,
+                                      protocol_version=PROTOCOL_VERSION)
+                    self._session = cluster.connect()
+                    self._cluster = cluster
+        return self._session
+
+    def prepare(self, cql: str) -> PreparedStatement:
+        """A prepared statement for `cql` at the configured consistency (prepared once).
+
+        `{ks}` in `cql` becomes the keyspace: qualified names instead of a session-wide
+        USE, which Cassandra flags as ambiguous for prepared statements.
+        """
+        statement = self._prepared.get(cql)
+        if statement is None:
+            statement = self.session.prepare(cql.format(ks=self.stores.keyspace))
+            statement.consistency_level = self.consistency
+            self._prepared[cql] = statement
+        return statement
+
+    def batch(self, batch_type: BatchType = BatchType.LOGGED) -> BatchStatement:
+        """An empty batch at the configured consistency."""
+        return BatchStatement(batch_type=batch_type, consistency_level=self.consistency)
+
+    def ping(self) -> None:
+        """Raise unless the node answers a trivial query."""
+        self.session.execute("SELECT release_version FROM system.local",
+                             timeout=self.request_timeout).one()
+
+    def shutdown(self) -> None:
+        """Close the connections (the session can connect again later)."""
+        with self._lock:
+            if self._cluster is not None:
+                self._cluster.shutdown()
+            self._cluster, self._session = None, None
+            self._prepared.clear()
+
+
+INSERT_TWEET = "INSERT INTO {ks}.tweets (id, author_id, text, created_at) VALUES (?, ?, ?, ?)"
+INSERT_USER_TWEET = "INSERT INTO {ks}.user_tweets (author_id, tweet_id) VALUES (?, ?)"
+INSERT_OUTBOX = ("INSERT INTO {ks}.outbox (bucket, event_id, topic, key, payload, headers) "
+                 "VALUES (?, ?, ?, ?, ?, ?)")
+DELETE_TWEET = "DELETE FROM {ks}.tweets WHERE id = ?"
+DELETE_USER_TWEET = "DELETE FROM {ks}.user_tweets WHERE author_id = ? AND tweet_id = ?"
+SELECT_TWEET = "SELECT id, author_id, text, created_at FROM {ks}.tweets WHERE id = ?"
+SELECT_AUTHOR_TWEET_IDS = ("SELECT tweet_id FROM {ks}.user_tweets WHERE author_id = ? "
+                           "AND tweet_id < ? LIMIT ?")
+SELECT_OUTBOX = ("SELECT event_id, topic, key, payload, headers FROM {ks}.outbox "
+                 "WHERE bucket = ? AND event_id > ? LIMIT ?")
+DELETE_OUTBOX = "DELETE FROM {ks}.outbox WHERE bucket = ? AND event_id = ?"
+
+
+def _outbox_values(message: OutboxMessage) -> tuple:
+    return (message.bucket, message.event_id, message.topic, message.key,
+            message.payload.decode(), message.headers or None)
+
+
+class CassandraTweets:
+    """The tweet repository: every change and its event in one logged batch."""
+
+    def __init__(self, db: CassandraSession) -> None:
+        self.db = db
+
+    def save_posted(self, tweet: Tweet, message: OutboxMessage) -> None:
+        """Write the tweet, its author-timeline row and its outbox event atomically."""
+        batch = self.db.batch()
+        batch.add(self.db.prepare(INSERT_TWEET),
+                  (tweet.id, tweet.author_id, tweet.text, tweet.created_at))
+        batch.add(self.db.prepare(INSERT_USER_TWEET), (tweet.author_id, tweet.id))
+        batch.add(self.db.prepare(INSERT_OUTBOX), _outbox_values(message))
+        self.db.session.execute(batch)
+
+    def delete(self, tweet: Tweet, message: OutboxMessage) -> None:
+        """Remove the tweet and its author-timeline row, and record the event, atomically."""
+        batch = self.db.batch()
+        batch.add(self.db.prepare(DELETE_TWEET), (tweet.id,))
+        batch.add(self.db.prepare(DELETE_USER_TWEET), (tweet.author_id, tweet.id))
+        batch.add(self.db.prepare(INSERT_OUTBOX), _outbox_values(message))
+        self.db.session.execute(batch)
+
+    def get_many(self, tweet_ids: Sequence[int]) -> dict[int, Tweet]:
+        """The stored tweets among `tweet_ids`, read concurrently."""
+        statement = self.db.prepare(SELECT_TWEET)
+        if len(tweet_ids) == 1:
+            rows = [self.db.session.execute(statement, (tweet_ids[0],)).one()]
+        else:
+            results = execute_concurrent_with_args(
+                self.db.session, statement, [(t,) for t in tweet_ids],
+                concurrency=CONCURRENCY, raise_on_first_error=True)
+            rows = [result.one() for _ok, result in results]
+        return {row.id: _tweet(row) for row in rows if row is not None}
+
+    def author_tweet_ids(self, author_id: int, before: int | None, limit: int) -> list[int]:
+        """The author's tweet ids below `before`, newest first."""
+        rows = self.db.session.execute(self.db.prepare(SELECT_AUTHOR_TWEET_IDS),
+                                       (author_id, before or MAX_ID, limit))
+        return [row.tweet_id for row in rows]
+
+    def recent_tweet_ids(self, author_ids: Sequence[int], before: int | None,
+                         limit: int) -> list[int]:
+        """The newest `limit` ids below `before` across several authors, newest first."""
+        if not author_ids:
+            return []
+        results = execute_concurrent_with_args(
+            self.db.session, self.db.prepare(SELECT_AUTHOR_TWEET_IDS),
+            [(a, before or MAX_ID, limit) for a in author_ids],
+            concurrency=CONCURRENCY, raise_on_first_error=True)
+        merged = {row.tweet_id for _ok, result in results for row in result}
+        return sorted(merged, reverse=True)[:limit]
+
+
+def _tweet(row) -> Tweet:
+    # The driver returns naive datetimes that are UTC.
+    return Tweet(row.id, row.author_id, row.text, row.created_at.replace(tzinfo=timezone.utc))
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """An outbox row waiting to be published."""
+
+    bucket: int
+    event_id: int
+    topic: str
+    key: str
+    payload: bytes
+    headers: dict[str, str]
+
+
+class CassandraOutbox:
+    """The relay's view of the outbox: read a bucket in event order, delete what was sent."""
+
+    def __init__(self, db: CassandraSession) -> None:
+        self.db = db
+
+    def pending(self, bucket: int, after: int, limit: int) -> list[PendingEvent]:
+        """Up to `limit` events of `bucket` with ids above `after`, oldest first."""
+        rows = self.db.session.execute(self.db.prepare(SELECT_OUTBOX), (bucket, after, limit))
+        return [PendingEvent(bucket, r.event_id, r.topic, r.key, r.payload.encode(),
+                             dict(r.headers or {})) for r in rows]
+
+    def remove(self, bucket: int, event_ids: Sequence[int]) -> None:
+        """Delete published events; one partition, so one unlogged batch is one mutation."""
+        if not event_ids:
+            return
+        batch = self.db.batch(BatchType.UNLOGGED)
+        statement = self.db.prepare(DELETE_OUTBOX)
+        for event_id in event_ids:
+            batch.add(statement, (bucket, event_id))
+        self.db.session.execute(batch)

@@ -1,0 +1,194 @@
+"""The timeline's Redis state: home timelines, the tweet cache, idempotency keys, id leases.
+
+Keys (the profile's Redis database keeps test and demo data apart):
+`home:{user}` (common.home_timeline), `tweet:{id}` (cached tweet), `idem:tweet:{author}:
+{digest}` (Idempotency-Key record), `celebs:{user}` (cached celebrity followees),
+`ids:worker:{n}` (snowflake worker-id leases, shared by every service so ids never collide).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import uuid
+from typing import Sequence
+
+import redis
+
+from common.config import Stores
+from common.home_timeline import HomeTimelines
+from common.ids import IdGenerator, WorkerLease
+from timeline.domain import IdempotencyRecord, Tweet, created_at_of
+
+WORKER_LEASE_PREFIX = "ids:worker"
+DELETED = b"-"  # cache marker of a deleted tweet
+
+# Compare-and-set: replace a value only if nobody changed it since we read it.
+_REPLACE_IF = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+  return 1
+end
+return 0
+"""
+
+
+def connect(stores: Stores, max_connections: int = 32) -> redis.Redis:
+    """A client with a bounded pool and timeouts; it connects on first command."""
+    pool = redis.BlockingConnectionPool.from_url(
+        stores.redis_url, max_connections=max_connections, timeout=1.0,
+        socket_timeout=1.0, socket_connect_timeout=stores.connect_timeout,
+        health_check_interval=30)
+    return redis.Redis(connection_pool=pool)
+
+
+def owner_id(process: str) -> str:
+    """A name for this process that no other process shares, even after a restart."""
+    return f"{process}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def tweet_key(tweet_id: int) -> str:
+    """Redis key of a cached tweet."""
+    return f"tweet:{tweet_id}"
+
+
+def encode_tweet(tweet: Tweet) -> bytes:
+    # The creation time is implied by the id, so the cache stores only author and text.
+    return json.dumps({"a": tweet.author_id, "t": tweet.text}, separators=(",", ":")).encode()
+
+
+def decode_tweet(tweet_id: int, raw: bytes) -> Tweet:
+    data = json.loads(raw)
+    return Tweet(tweet_id, int(data["a"]), data["t"], created_at_of(tweet_id))
+
+
+class RedisTweetCache:
+    """Cache-aside tweets: MGET on read, pipelined SET EX on fill.
+
+    A deleted tweet leaves a short-lived marker instead of nothing, and fills use SET NX:
+    a reader that loaded the tweet just before the delete cannot put it back, and reads of
+    the deleted id (still in followers' timelines until fan-out removes it) skip the store.
+    """
+
+    def __init__(self, client: redis.Redis, ttl: int, deleted_ttl: int = 3600) -> None:
+        self.client, self.ttl, self.deleted_ttl = client, ttl, deleted_ttl
+
+    def get_many(self, tweet_ids: Sequence[int]) -> dict[int, Tweet | None]:
+        """Cached tweets among `tweet_ids`; None for ids known to be deleted."""
+        values = self.client.mget([tweet_key(t) for t in tweet_ids])
+        return {t: (None if raw == DELETED else decode_tweet(t, raw))
+                for t, raw in zip(tweet_ids, values) if raw is not None}
+
+    def put_many(self, tweets: Sequence[Tweet]) -> None:
+        """Cache tweets loaded from the store in one round trip, never over a marker."""
+        pipe = self.client.pipeline(transaction=False)
+        for tweet in tweets:
+            pipe.set(tweet_key(tweet.id), encode_tweet(tweet), ex=self.ttl, nx=True)
+        pipe.execute()
+
+
+def idempotency_key(author_id: int, key: str) -> str:
+    """Redis key of an author's Idempotency-Key (hashed: keys are client-chosen strings)."""
+    return f"idem:tweet:{author_id}:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+
+
+def encode_record(record: IdempotencyRecord) -> str:
+    return f"{record.tweet_id}|{record.fingerprint}|{record.state}|{record.since_ms}"
+
+
+def decode_record(raw: bytes | str) -> IdempotencyRecord:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    tweet_id, digest, state, since = text.split("|")
+    return IdempotencyRecord(int(tweet_id), digest, state, int(since))
+
+
+class RedisIdempotency:
+    """Idempotency-Key records with a TTL, claimed with SET NX so one request wins."""
+
+    def __init__(self, client: redis.Redis, ttl: int) -> None:
+        self.client, self.ttl = client, ttl
+        self._replace_if = client.register_script(_REPLACE_IF)
+
+    def claim(self, author_id: int, key: str,
+              record: IdempotencyRecord) -> IdempotencyRecord | None:
+        """Store `record` if the key is free (None), else return the record already there."""
+        name = idempotency_key(author_id, key)
+        while True:
+            previous = self.client.set(name, encode_record(record), nx=True, ex=self.ttl,
+                                       get=True)
+            if previous is not None:
+                return decode_record(previous)
+            # SET NX GET answers nil both when it set the key and when it lost a race to a
+            # key that then expired; only a read tells which.
+            current = self.client.get(name)
+            if current is not None and decode_record(current) == record:
+                return None
+
+    def replace(self, author_id: int, key: str, expected: IdempotencyRecord,
+                new: IdempotencyRecord) -> bool:
+        """Swap `expected` for `new` atomically; False if someone changed it meanwhile."""
+        return bool(self._replace_if(keys=[idempotency_key(author_id, key)],
+                                     args=[encode_record(expected), encode_record(new)]))
+
+    def stage_done(self, pipe, author_id: int, key: str, record: IdempotencyRecord) -> None:
+        """Queue the final record on the caller's pipeline."""
+        pipe.set(idempotency_key(author_id, key), encode_record(record), ex=self.ttl)
+
+
+class RedisHomeState:
+    """The Redis side of posting and deleting, each in a single pipelined round trip."""
+
+    def __init__(self, client: redis.Redis, home: HomeTimelines, cache: RedisTweetCache,
+                 idempotency: RedisIdempotency, wakeup_channel: str) -> None:
+        self.client, self.home, self.cache = client, home, cache
+        self.idempotency, self.wakeup_channel = idempotency, wakeup_channel
+
+    def record_post(self, tweet: Tweet, bucket: int,
+                    idempotency: tuple[int, str, IdempotencyRecord] | None) -> None:
+        """Own timeline entry, cache entry, finished idempotency record, relay nudge."""
+        pipe = self.client.pipeline(transaction=False)
+        self.home.stage_add(pipe, tweet.author_id, [tweet.id])
+        pipe.set(tweet_key(tweet.id), encode_tweet(tweet), ex=self.cache.ttl)
+        if idempotency is not None:
+            self.idempotency.stage_done(pipe, *idempotency)
+        pipe.publish(self.wakeup_channel, str(bucket))
+        pipe.execute()
+
+    def record_delete(self, tweet: Tweet, bucket: int) -> None:
+        """Drop the tweet from its author's timeline, mark it deleted in the cache, nudge."""
+        pipe = self.client.pipeline(transaction=False)
+        self.home.stage_remove(pipe, tweet.author_id, [tweet.id])
+        pipe.set(tweet_key(tweet.id), DELETED, ex=self.cache.deleted_ttl)
+        pipe.publish(self.wakeup_channel, str(bucket))
+        pipe.execute()
+
+    def page(self, user_id: int, before: int | None, limit: int) -> list[int]:
+        """Tweet ids of a home timeline, newest first, below `before`."""
+        return self.home.page(user_id, before, limit)
+
+
+class LeasedIds:
+    """Snowflake ids whose worker id is leased in Redis on first use (after any fork)."""
+
+    def __init__(self, client: redis.Redis, process: str) -> None:
+        self.client, self.process = client, process
+        self._lock = threading.Lock()
+        self._generator: IdGenerator | None = None
+        self._lease: WorkerLease | None = None
+
+    def next_id(self) -> int:
+        """The next id of this process."""
+        if self._generator is None:
+            with self._lock:
+                if self._generator is None:
+                    lease = WorkerLease(self.client, WORKER_LEASE_PREFIX, owner_id(self.process))
+                    self._generator = IdGenerator(lease.acquire())
+                    self._lease = lease
+        return self._generator.next_id()
+
+    def release(self) -> None:
+        """Stop renewing the worker-id lease."""
+        if self._lease is not None:
+            self._lease.release()

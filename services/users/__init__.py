@@ -1,0 +1,1 @@
+"""The users service: accounts, sessions, profiles and the follow graph."""

@@ -1,0 +1,1 @@
+"""Adapters of the users service, one per backing store."""

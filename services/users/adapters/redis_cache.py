@@ -1,0 +1,114 @@
+"""Redis adapter: the cache-aside profile cache.
+
+A profile is cached as JSON under `users:profile:{id}` and usernames map to ids under
+`users:id-by-name:{username}` (usernames never change, so that mapping is never stale).
+Every write that changes a profile or its counts deletes the profile key after it commits.
+Redis being down only costs hits: every failure is logged and treated as a miss, so
+reads fall through to Postgres.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Iterable, Sequence
+
+import redis
+
+from users.domain import User
+
+log = logging.getLogger("murmur.users.cache")
+
+
+def profile_key(user_id: int) -> str:
+    """Redis key of one cached profile."""
+    return f"users:profile:{user_id}"
+
+
+def username_key(username: str) -> str:
+    """Redis key mapping a username to its user id."""
+    return f"users:id-by-name:{username}"
+
+
+def dump(user: User) -> str:
+    """A profile as cached JSON."""
+    return json.dumps({
+        "id": user.id, "username": user.username, "display_name": user.display_name,
+        "bio": user.bio, "followers_count": user.followers_count,
+        "following_count": user.following_count, "version": user.version,
+        "created_at": user.created_at.isoformat(),
+    }, separators=(",", ":"))
+
+
+def load(raw: bytes | str) -> User:
+    """A profile from cached JSON."""
+    data = json.loads(raw)
+    data["created_at"] = datetime.fromisoformat(data["created_at"])
+    return User(**data)
+
+
+class RedisProfileCache:
+    """The ProfileCache on a redis-py client."""
+
+    def __init__(self, client: redis.Redis, ttl: int) -> None:
+        self.client, self.ttl = client, ttl
+
+    def get(self, user_id: int) -> User | None:
+        """The cached profile, or None on a miss (or when Redis fails)."""
+        return self.get_many([user_id]).get(user_id)
+
+    def get_many(self, user_ids: Sequence[int]) -> dict[int, User]:
+        """Cached profiles of `user_ids` in one MGET; misses are left out."""
+        if not user_ids:
+            return {}
+        try:
+            values = self.client.mget([profile_key(u) for u in user_ids])
+        except redis.RedisError as exc:
+            log.warning("profile cache read failed: %s", exc)
+            return {}
+        found = {}
+        for user_id, raw in zip(user_ids, values):
+            if raw is not None:
+                try:
+                    found[user_id] = load(raw)
+                except (ValueError, TypeError, KeyError):
+                    continue  # an entry from an older layout: a miss, overwritten later
+        return found
+
+    def id_for(self, username: str) -> int | None:
+        """The id cached for `username`, or None."""
+        try:
+            raw = self.client.get(username_key(username))
+        except redis.RedisError as exc:
+            log.warning("profile cache read failed: %s", exc)
+            return None
+        return int(raw) if raw is not None else None
+
+    def put(self, users: Iterable[User]) -> None:
+        """Cache profiles (and their username mappings) for the TTL."""
+        pipe = self.client.pipeline(transaction=False)
+        count = 0
+        for user in users:
+            pipe.set(profile_key(user.id), dump(user), ex=self.ttl)
+            pipe.set(username_key(user.username), user.id, ex=self.ttl)
+            count += 1
+        if not count:
+            return
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("profile cache write failed: %s", exc)
+
+    def forget(self, *user_ids: int) -> None:
+        """Drop cached profiles after a write (a failure leaves them stale for the TTL)."""
+        if not user_ids:
+            return
+        try:
+            self.client.delete(*(profile_key(u) for u in user_ids))
+        except redis.RedisError as exc:
+            log.warning("profile cache invalidation failed for %s: %s", user_ids, exc)
+
+    def ping(self) -> None:
+        """Raise unless Redis answers PING."""
+        self.client.ping()

@@ -1,0 +1,288 @@
+"""The fanout worker against the test profile's real Kafka and Redis.
+
+The follower graph and the author's tweets come from in-memory ports passed through
+`bootstrap` (the users and timeline services are proven end to end elsewhere); Kafka,
+the consumer group, the dead-letter topic and the Redis timelines are real. Each test uses
+its own consumer group, started at the topics' current end, and its own user ids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+import time
+import uuid
+from typing import Callable
+
+import pytest
+import redis
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from common import config as common_config
+from common import events, topics
+from common.events import Event
+from common.home_timeline import HomeTimelines, key
+from fanout import config as fanout_config
+from fanout.bootstrap import bootstrap
+from fanout.domain import FollowerPage
+from fanout.worker import Worker
+
+STORES = common_config.stores()
+TWEETS = STORES.topic(topics.TWEETS)
+FOLLOWS = STORES.topic(topics.FOLLOWS)
+DLQ = STORES.topic(topics.FANOUT_DLQ)
+
+
+class Graph:
+    """Followers of the authors a test made up; anyone else has none."""
+
+    def __init__(self, page_size: int = 2) -> None:
+        self.followers: dict[int, list[int]] = {}
+        self.page_size = page_size
+
+    def follower_pages(self, user_id):
+        ids = sorted(self.followers.get(user_id, []))
+        for start in range(0, max(len(ids), 1), self.page_size):
+            yield FollowerPage(ids[start:start + self.page_size], len(ids))
+
+    def followers_count(self, user_id):
+        return len(self.followers.get(user_id, []))
+
+
+class NoTweets:
+    def recent_tweet_ids(self, author_id, limit):
+        return []
+
+
+class CountingTimelines:
+    """Passes writes on to the real timelines and counts deliveries per tweet."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.deliveries = inner, {}
+
+    def deliver(self, tweet_id, user_ids):
+        self.deliveries[tweet_id] = self.deliveries.get(tweet_id, 0) + 1
+        return self.inner.deliver(tweet_id, user_ids)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def new_id() -> int:
+    return random.randrange(1 << 55, 1 << 60)
+
+
+@pytest.fixture(scope="module")
+def redis_client():
+    client = redis.Redis.from_url(STORES.redis_url, socket_timeout=5)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def producer():
+    p = KafkaProducer(bootstrap_servers=STORES.kafka_bootstrap, acks="all",
+                      request_timeout_ms=10_000, max_block_ms=10_000)
+    yield p
+    p.close(timeout=5)
+
+
+@pytest.fixture
+def users(redis_client):
+    """Fresh user ids for one test; their timelines are deleted afterwards."""
+    made: list[int] = []
+
+    def make(n: int = 1) -> list[int]:
+        ids = [new_id() for _ in range(n)]
+        made.extend(ids)
+        return ids
+
+    yield make
+    if made:
+        redis_client.delete(*[key(u) for u in made])
+
+
+def group_at_end(group: str) -> None:
+    """Commit the topics' end offsets for `group`, so it reads only what comes next."""
+    c = KafkaConsumer(bootstrap_servers=STORES.kafka_bootstrap, group_id=group,
+                      enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(t, p) for t in (TWEETS, FOLLOWS)
+               for p in sorted(c.partitions_for_topic(t) or ())]
+        ends = c.end_offsets(tps)
+        c.assign(tps)
+        c.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in ends.items()})
+    finally:
+        c.close(autocommit=False)
+
+
+class RunningWorker:
+    """A fanout worker on its own thread, as `python -m fanout.worker` runs it."""
+
+    def __init__(self, cfg, graph, timelines=None) -> None:
+        overrides = {"timelines": timelines} if timelines is not None else {}
+        self.fanout = bootstrap(cfg, followers=graph, tweets=NoTweets(), **overrides)
+        self.worker = Worker(self.fanout.consumer, self.fanout.processor, cfg.topics,
+                             poll_timeout_ms=200)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.worker.subscribe()
+        self.worker.run()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.worker.stop()
+        self.thread.join(timeout=30)
+        self.fanout.close()
+        assert not self.thread.is_alive(), "the worker did not stop"
+
+
+@pytest.fixture
+def cfg():
+    group = f"test.fanout-it-{uuid.uuid4().hex[:10]}"
+    group_at_end(group)
+    # Explicit threshold: the test profile sets a tiny one for the end-to-end stories.
+    return dataclasses.replace(fanout_config.load(), group_id=group, poison_attempts=2,
+                               celebrity_threshold=100)
+
+
+def post(producer, tweet_id: int, author_id: int):
+    """Produce a TweetPosted; returns where it landed (topic, partition, offset)."""
+    event = Event(uuid.uuid4().hex, events.TWEET_POSTED,
+                  {"tweet_id": str(tweet_id), "author_id": str(author_id),
+                   "created_at": "2025-01-01T00:00:00Z"})
+    return producer.send(TWEETS, value=event.to_json(),
+                         key=str(author_id).encode()).get(timeout=10)
+
+
+def test_a_posted_tweet_lands_in_every_followers_home_timeline(cfg, producer, redis_client,
+                                                                users):
+    author, *followers = users(6)
+    graph = Graph(page_size=2)
+    graph.followers[author] = followers
+    timelines = HomeTimelines(redis_client)
+    tweet_id = new_id()
+    with RunningWorker(cfg, graph):
+        post(producer, tweet_id, author)
+        wait_for(lambda: all(timelines.page(f) == [tweet_id] for f in followers),
+                 what="the tweet in all five timelines")
+    assert not timelines.exists(author)  # the author's own entry is the timeline service's
+
+
+def test_a_redelivered_message_leaves_no_duplicate_entry(cfg, producer, redis_client, users):
+    author, follower = users(2)
+    graph = Graph()
+    graph.followers[author] = [follower]
+    timelines = HomeTimelines(redis_client)
+    tweet_id = new_id()
+
+    first = CountingTimelines(bootstrap(cfg, followers=graph, tweets=NoTweets()).ports.timelines)
+    crashing = RunningWorker(cfg, graph, timelines=first)
+    crashing.worker.commit = lambda *a, **k: None  # dies after the writes, before committing
+    with crashing:
+        post(producer, tweet_id, author)
+        wait_for(lambda: first.deliveries.get(tweet_id), what="the first delivery")
+    assert timelines.page(follower) == [tweet_id]
+
+    second = CountingTimelines(bootstrap(cfg, followers=graph, tweets=NoTweets()).ports.timelines)
+    with RunningWorker(cfg, graph, timelines=second):
+        wait_for(lambda: second.deliveries.get(tweet_id), what="the redelivery")
+    assert timelines.size(follower) == 1
+    assert timelines.page(follower) == [tweet_id]
+
+
+def dlq_consumer() -> tuple[KafkaConsumer, list[TopicPartition]]:
+    c = KafkaConsumer(bootstrap_servers=STORES.kafka_bootstrap, enable_auto_commit=False,
+                      consumer_timeout_ms=500)
+    tps = [TopicPartition(DLQ, p) for p in sorted(c.partitions_for_topic(DLQ) or ())]
+    c.assign(tps)
+    for tp, end in c.end_offsets(tps).items():
+        c.seek(tp, end)
+    return c, tps
+
+
+def test_a_poison_message_is_dead_lettered_and_the_next_message_still_processed(
+        cfg, producer, redis_client, users):
+    author, follower = users(2)
+    graph = Graph()
+    graph.followers[author] = [follower]
+    timelines = HomeTimelines(redis_client)
+    dlq, _ = dlq_consumer()
+    poison = f"poison-{uuid.uuid4().hex}".encode()
+    tweet_id = new_id()
+    try:
+        with RunningWorker(cfg, graph):
+            producer.send(TWEETS, value=poison, key=str(author).encode()).get(timeout=10)
+            post(producer, tweet_id, author)  # same key: same partition, behind the poison
+            wait_for(lambda: timelines.page(follower) == [tweet_id],
+                     what="the message after the poison")
+        # Any other fanout group running on the test profile dead-letters it too.
+        mine = ("dlq.consumer.group", cfg.group_id.encode())
+        dead = wait_for(lambda: [m for batch in dlq.poll(timeout_ms=500).values()
+                                 for m in batch if m.value == poison and mine in m.headers],
+                        what="the poison in the dead-letter topic")
+    finally:
+        dlq.close()
+    headers = dict(dead[0].headers)
+    assert headers["dlq.error.class"] == b"InvalidEvent"
+    assert headers["dlq.original.topic"] == TWEETS.encode()
+    assert headers["dlq.consumer.group"] == cfg.group_id.encode()
+    assert dead[0].key == str(author).encode()
+
+
+def test_the_home_timeline_cap_holds(cfg, producer, redis_client, users):
+    author, follower = users(2)
+    graph = Graph()
+    graph.followers[author] = [follower]
+    timelines = HomeTimelines(redis_client)
+    tweet_ids = sorted(new_id() for _ in range(8))
+    with RunningWorker(dataclasses.replace(cfg, home_timeline_cap=5), graph):
+        for tweet_id in tweet_ids:
+            post(producer, tweet_id, author)
+        wait_for(lambda: tweet_ids[-1] in timelines.page(follower, limit=10),
+                 what="the last tweet")
+    assert timelines.size(follower) == 5
+    assert timelines.page(follower, limit=10) == sorted(tweet_ids[-5:], reverse=True)
+
+
+def test_a_celebrity_post_reaches_no_follower_timeline(cfg, producer, redis_client, users):
+    celebrity, author, *followers = users(5)
+    graph = Graph()
+    graph.followers[celebrity] = followers
+    graph.followers[author] = followers[:1]
+    timelines = HomeTimelines(redis_client)
+    ordinary = new_id()
+    with RunningWorker(dataclasses.replace(cfg, celebrity_threshold=len(followers)), graph):
+        famous = post(producer, new_id(), celebrity)
+        post(producer, ordinary, author)
+        wait_for(lambda: timelines.page(followers[0]) == [ordinary], what="the ordinary post")
+        wait_for(lambda: committed(cfg.group_id, famous) > famous.offset,
+                 what="the celebrity post to be committed")
+    assert [timelines.exists(f) for f in followers[1:]] == [False, False]
+    assert timelines.page(followers[0]) == [ordinary]
+
+
+def committed(group: str, record) -> int:
+    """The offset `group` committed on the partition of `record` (0 if none)."""
+    c = KafkaConsumer(bootstrap_servers=STORES.kafka_bootstrap, group_id=group,
+                      enable_auto_commit=False)
+    try:
+        return c.committed(TopicPartition(record.topic, record.partition)) or 0
+    finally:
+        c.close(autocommit=False)

@@ -1,0 +1,318 @@
+"""The timeline app against the test profile's real Cassandra and Redis."""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import replace
+
+import pytest
+from cassandra import ConsistencyLevel, Unavailable
+from cassandra.cluster import NoHostAvailable
+
+from common import events, home_timeline
+from timeline import config as timeline_config
+from timeline import domain
+from timeline.adapters import cassandra_store, redis_store, users_client
+from timeline.app import create_app
+
+
+class FakeFollowees:
+    """Stands in for the users service: who the reader follows among celebrities."""
+
+    def __init__(self) -> None:
+        self.by_user: dict[int, list[int]] = {}
+
+    def celebrities(self, user_id):
+        return self.by_user.get(user_id, [])
+
+
+@pytest.fixture(scope="module")
+def config():
+    cfg = timeline_config.load()
+    assert cfg.stores.keyspace == "murmur_test", "run with MURMUR_PROFILE=test"
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def followees():
+    return FakeFollowees()
+
+
+@pytest.fixture(scope="module")
+def app(config, followees):
+    app = create_app(config, followees=followees)
+    yield app
+    app.extensions["timeline"].close()
+
+
+@pytest.fixture(scope="module")
+def services(app):
+    return app.extensions["timeline"]
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def new_user_id() -> int:
+    return random.randrange(1 << 40, 1 << 62)
+
+
+def post(client, author_id: int, text: str, key: str | None = None):
+    headers = {"X-User-Id": str(author_id)}
+    if key:
+        headers["Idempotency-Key"] = key
+    return client.post("/tweets", json={"text": text}, headers=headers)
+
+
+def cql(services, statement: str, *args):
+    return list(services.cassandra.session.execute(
+        statement.format(ks=services.config.stores.keyspace), args))
+
+
+def test_readiness_checks_cassandra_and_redis(client):
+    resp = client.get("/readyz")
+    assert resp.status_code == 200
+    assert resp.json["checks"] == ["cassandra", "redis"]
+
+
+def test_a_post_answers_201_with_the_tweet(client):
+    author = new_user_id()
+    resp = post(client, author, "  hello murmur  ")
+    assert resp.status_code == 201
+    body = resp.json
+    assert set(body) == {"id", "author_id", "text", "created_at"}
+    assert body["author_id"] == str(author) and body["text"] == "hello murmur"
+    assert isinstance(body["id"], str) and body["created_at"].endswith("Z")
+    assert client.get(f"/tweets/{body['id']}").json == body
+
+
+@pytest.mark.parametrize("payload", [{"text": ""}, {"text": " " * 5}, {"text": "x" * 281},
+                                     {}, {"text": 5}, ["text"]])
+def test_an_invalid_post_is_a_422_problem(client, payload):
+    resp = client.post("/tweets", json=payload, headers={"X-User-Id": "5"})
+    assert resp.status_code == 422
+    assert resp.mimetype == "application/problem+json"
+    assert resp.json["errors"]
+
+
+def test_a_post_without_a_user_is_a_401(client):
+    assert client.post("/tweets", json={"text": "hi"}).status_code == 401
+
+
+def test_the_batch_writes_tweet_author_row_and_outbox_event_together(services, config):
+    repo = cassandra_store.CassandraTweets(services.cassandra)
+    ids = services.ports.ids
+    author = new_user_id()
+    tweet_id = ids.next_id()
+    tweet = domain.Tweet(tweet_id, author, "batched", domain.created_at_of(tweet_id))
+    # A bucket beyond the relay's range, so the row stays for us to inspect.
+    message = replace(domain.to_outbox(domain.TweetPosted(tweet_id, author, tweet.created_at),
+                                       ids.next_id(), config.stores.topic("tweets.v1"), 16),
+                      bucket=10_000 + random.randrange(10_000))
+    repo.save_posted(tweet, message)
+    try:
+        [row] = cql(services, "SELECT author_id, text FROM {ks}.tweets WHERE id = %s", tweet_id)
+        assert (row.author_id, row.text) == (author, "batched")
+        assert cql(services, "SELECT tweet_id FROM {ks}.user_tweets WHERE author_id = %s",
+                   author)[0].tweet_id == tweet_id
+        [event_row] = cql(services, "SELECT topic, key, payload FROM {ks}.outbox "
+                          "WHERE bucket = %s AND event_id = %s", message.bucket,
+                          message.event_id)
+        assert (event_row.topic, event_row.key) == ("test.tweets.v1", str(author))
+        event = events.Event.from_json(event_row.payload)
+        assert event.type == "TweetPosted" and event.payload["tweet_id"] == str(tweet_id)
+    finally:
+        cql(services, "DELETE FROM {ks}.outbox WHERE bucket = %s", message.bucket)
+
+
+def test_the_batch_runs_at_the_configured_consistency_level(services, config):
+    assert services.cassandra.batch().consistency_level == ConsistencyLevel.ONE
+    # With one replica, TWO cannot be met: the write must be refused, and nothing written.
+    strict = cassandra_store.CassandraSession(
+        replace(config.stores, cassandra_consistency="TWO"), request_timeout=5)
+    try:
+        repo = cassandra_store.CassandraTweets(strict)
+        tweet_id = services.ports.ids.next_id()
+        author = new_user_id()
+        tweet = domain.Tweet(tweet_id, author, "strict", domain.created_at_of(tweet_id))
+        message = domain.to_outbox(domain.TweetPosted(tweet_id, author, tweet.created_at),
+                                   services.ports.ids.next_id(), "test.tweets.v1", 16)
+        with pytest.raises(NoHostAvailable) as caught:
+            repo.save_posted(tweet, message)
+        [refusal] = caught.value.errors.values()
+        assert isinstance(refusal, Unavailable)
+        assert refusal.consistency == ConsistencyLevel.TWO
+        assert cql(services, "SELECT id FROM {ks}.tweets WHERE id = %s", tweet_id) == []
+        assert cql(services, "SELECT tweet_id FROM {ks}.user_tweets WHERE author_id = %s",
+                   author) == []
+    finally:
+        strict.shutdown()
+
+
+def test_the_same_idempotency_key_twice_makes_one_tweet(client, services):
+    author = new_user_id()
+    first = post(client, author, "only once", key="k-1")
+    second = post(client, author, "only once", key="k-1")
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert first.json == second.json
+    assert len(cql(services, "SELECT tweet_id FROM {ks}.user_tweets WHERE author_id = %s",
+                   author)) == 1
+
+
+def test_concurrent_requests_with_one_key_make_one_tweet(app, services):
+    author = new_user_id()
+    barrier = threading.Barrier(6)
+    answers = []
+
+    def send():
+        client = app.test_client()
+        barrier.wait()
+        answers.append(post(client, author, "racing", key="same-key"))
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert [a.status_code for a in answers] == [201] * 6
+    assert len({a.json["id"] for a in answers}) == 1
+    assert len(cql(services, "SELECT tweet_id FROM {ks}.user_tweets WHERE author_id = %s",
+                   author)) == 1
+
+
+def test_a_reused_key_with_another_text_is_a_422(client):
+    author = new_user_id()
+    assert post(client, author, "first", key="k").status_code == 201
+    resp = post(client, author, "second", key="k")
+    assert resp.status_code == 422
+    assert resp.json["errors"][0]["field"] == "Idempotency-Key"
+
+
+def test_the_author_sees_the_tweet_in_the_home_timeline_at_once(client, services):
+    author = new_user_id()
+    tweet = post(client, author, "read your writes").json
+    page = client.get("/timeline", headers={"X-User-Id": str(author)}).json
+    assert page["items"][0] == tweet
+    assert services.redis.exists(redis_store.tweet_key(int(tweet["id"])))
+
+
+def test_delete_removes_rows_cache_and_own_timeline_entry(client, services):
+    author = new_user_id()
+    tweet_id = int(post(client, author, "short-lived").json["id"])
+    headers = {"X-User-Id": str(author)}
+    assert client.delete(f"/tweets/{tweet_id}", headers=headers).status_code == 204
+    assert cql(services, "SELECT id FROM {ks}.tweets WHERE id = %s", tweet_id) == []
+    assert cql(services, "SELECT tweet_id FROM {ks}.user_tweets WHERE author_id = %s",
+               author) == []
+    assert services.redis.get(redis_store.tweet_key(tweet_id)) == redis_store.DELETED
+    assert services.redis.zscore(home_timeline.key(author), home_timeline.encode(tweet_id)) \
+        is None
+    assert client.get(f"/tweets/{tweet_id}").status_code == 404
+    assert client.get("/timeline", headers=headers).json["items"] == []
+    assert client.delete(f"/tweets/{tweet_id}", headers=headers).status_code == 404
+
+
+def test_a_read_racing_a_delete_cannot_put_the_tweet_back_in_the_cache(client, services):
+    author = new_user_id()
+    body = post(client, author, "racy").json
+    stale = services.ports.cache.get_many([int(body["id"])])[int(body["id"])]
+    assert client.delete(f"/tweets/{body['id']}",
+                         headers={"X-User-Id": str(author)}).status_code == 204
+    services.ports.cache.put_many([stale])  # a reader that loaded it just before
+    assert client.get(f"/tweets/{body['id']}").status_code == 404
+
+
+def test_only_the_author_may_delete_and_unknown_tweets_are_404(client):
+    author = new_user_id()
+    tweet_id = post(client, author, "mine").json["id"]
+    resp = client.delete(f"/tweets/{tweet_id}", headers={"X-User-Id": str(author + 1)})
+    assert resp.status_code == 403 and resp.mimetype == "application/problem+json"
+    assert client.get(f"/tweets/{tweet_id}").status_code == 200
+    assert client.delete("/tweets/1", headers={"X-User-Id": str(author)}).status_code == 404
+    assert client.get("/tweets/not-an-id").status_code == 404
+
+
+def test_author_pages_run_newest_first_without_duplicates(client):
+    author = new_user_id()
+    posted = [post(client, author, f"tweet {i}").json["id"] for i in range(7)]
+    seen, cursor = [], None
+    for _ in range(10):
+        query = f"/authors/{author}/tweets?limit=3" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(query).json
+        seen += [t["id"] for t in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(posted, key=int, reverse=True)
+
+
+def test_a_bad_cursor_or_limit_is_a_422(client):
+    assert client.get("/authors/5/tweets?cursor=nonsense").status_code == 422
+    assert client.get("/authors/5/tweets?limit=0").status_code == 422
+    assert client.get("/timeline?limit=101", headers={"X-User-Id": "5"}).status_code == 422
+
+
+def test_the_home_timeline_merges_followed_celebrities_tweets(client, followees):
+    reader, celebrity = new_user_id(), new_user_id()
+    own = post(client, reader, "my own").json["id"]
+    famous = [post(client, celebrity, f"famous {i}").json["id"] for i in range(3)]
+    followees.by_user[reader] = [celebrity]
+    headers = {"X-User-Id": str(reader)}
+    first = client.get("/timeline?limit=2", headers=headers).json
+    rest = client.get(f"/timeline?limit=2&cursor={first['next_cursor']}", headers=headers).json
+    ids = [t["id"] for t in first["items"] + rest["items"]]
+    assert ids == sorted([own, *famous], key=int, reverse=True)
+    assert rest["next_cursor"] is None
+
+
+def test_without_users_the_timeline_is_served_degraded(config):
+    app = create_app(replace(config, users_url="http://127.0.0.1:9", users_timeout=0.2))
+    try:
+        client = app.test_client()
+        reader = new_user_id()
+        own = post(client, reader, "still here").json["id"]
+        resp = client.get("/timeline", headers={"X-User-Id": str(reader)})
+        assert resp.status_code == 200
+        assert resp.headers["Murmur-Degraded"] == "celebrity-merge-unavailable"
+        assert [t["id"] for t in resp.json["items"]] == [own]
+    finally:
+        app.extensions["timeline"].close()
+
+
+def test_celebrity_followees_are_cached_briefly_in_redis(services):
+    class CountingUsers:
+        calls = 0
+
+        def followee_ids(self, user_id, min_followers, limit):
+            CountingUsers.calls += 1
+            return [11, 12] if min_followers == 2000 else []
+
+    cached = users_client.CachedCelebrityFollowees(CountingUsers(), services.redis, 2000, 5,
+                                                   100)
+    user = new_user_id()
+    assert cached.celebrities(user) == [11, 12]
+    assert cached.celebrities(user) == [11, 12]
+    assert CountingUsers.calls == 1
+    assert 0 < services.redis.ttl(f"celebs:{user}") <= 5
+
+
+def test_backfill_ids_are_the_newest_first_and_bounded(client):
+    author = new_user_id()
+    posted = [post(client, author, f"b{i}").json["id"] for i in range(4)]
+    resp = client.get(f"/internal/authors/{author}/tweet-ids?limit=3")
+    assert resp.json == {"ids": sorted(posted, key=int, reverse=True)[:3]}
+    assert client.get(f"/internal/authors/{author}/tweet-ids?limit=801").status_code == 422
+
+
+def test_two_processes_lease_different_worker_ids(services):
+    first = redis_store.LeasedIds(services.redis, "test-a")
+    second = redis_store.LeasedIds(services.redis, "test-b")
+    try:
+        first.next_id(), second.next_id()
+        assert first._generator.worker_id != second._generator.worker_id
+    finally:
+        first.release()
+        second.release()

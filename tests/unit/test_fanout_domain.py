@@ -1,0 +1,167 @@
+"""The fanout handlers against in-memory ports: paging, celebrities, follow and unfollow."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from common import events
+from common.events import Event, InvalidEvent
+from fanout import domain
+from fanout.domain import FollowerPage, Policy, Ports
+
+POLICY = Policy(celebrity_threshold=100, backfill_limit=5, history_limit=800)
+
+
+class FakeFollowers:
+    """Followers per user, served in pages of `page_size` like the users service."""
+
+    def __init__(self, graph: dict[int, list[int]], page_size: int = 3) -> None:
+        self.graph, self.page_size = graph, page_size
+        self.pages_served = 0
+
+    def follower_pages(self, user_id):
+        ids = sorted(self.graph.get(user_id, []))
+        for start in range(0, max(len(ids), 1), self.page_size):
+            self.pages_served += 1
+            yield FollowerPage(ids[start:start + self.page_size], len(ids))
+
+    def followers_count(self, user_id):
+        return len(self.graph.get(user_id, []))
+
+
+class FakeTimelines:
+    """Home timelines as sets, with a cap that keeps the newest ids."""
+
+    def __init__(self, cap: int = 800) -> None:
+        self.cap, self.data, self.calls = cap, {}, 0
+
+    def _trim(self, user_id):
+        self.data[user_id] = set(sorted(self.data[user_id])[-self.cap:])
+
+    def deliver(self, tweet_id, user_ids):
+        self.calls += 1
+        for u in user_ids:
+            self.data.setdefault(u, set()).add(tweet_id)
+            self._trim(u)
+        return len(user_ids)
+
+    def retract(self, tweet_id, user_ids):
+        self.calls += 1
+        for u in user_ids:
+            self.data.get(u, set()).discard(tweet_id)
+        return len(user_ids)
+
+    def add(self, user_id, tweet_ids):
+        self.calls += 1
+        self.data.setdefault(user_id, set()).update(tweet_ids)
+        self._trim(user_id)
+        return len(tweet_ids)
+
+    def remove(self, user_id, tweet_ids):
+        self.calls += 1
+        self.data.setdefault(user_id, set()).difference_update(tweet_ids)
+        return len(tweet_ids)
+
+
+class FakeTweets:
+    def __init__(self, by_author: dict[int, list[int]]) -> None:
+        self.by_author = by_author
+
+    def recent_tweet_ids(self, author_id, limit):
+        return sorted(self.by_author.get(author_id, []), reverse=True)[:limit]
+
+
+def event(type_: str, **payload) -> Event:
+    return Event(event_id=uuid.uuid4().hex, type=type_,
+                 payload={k: str(v) for k, v in payload.items()})
+
+
+def ports(graph=None, tweets=None, page_size=3, cap=800):
+    return Ports(followers=FakeFollowers(graph or {}, page_size), timelines=FakeTimelines(cap),
+                 tweets=FakeTweets(tweets or {}))
+
+
+def test_a_posted_tweet_reaches_every_follower_across_pages():
+    p = ports({1: [10, 11, 12, 13, 14, 15, 16]}, page_size=3)
+    written = domain.handle(event(events.TWEET_POSTED, tweet_id=500, author_id=1), p, POLICY)
+    assert written == 7
+    assert p.followers.pages_served == 3
+    assert p.timelines.calls == 3  # one batched write per page, not one per follower
+    assert {u for u, ids in p.timelines.data.items() if 500 in ids} == set(range(10, 17))
+
+
+def test_a_tweet_delivered_twice_is_held_once():
+    p = ports({1: [10, 11]})
+    posted = event(events.TWEET_POSTED, tweet_id=500, author_id=1)
+    domain.handle(posted, p, POLICY)
+    domain.handle(posted, p, POLICY)
+    assert p.timelines.data == {10: {500}, 11: {500}}
+
+
+def test_a_celebrity_post_writes_no_follower_timeline():
+    p = ports({1: list(range(1000, 1000 + POLICY.celebrity_threshold))}, page_size=50)
+    written = domain.handle(event(events.TWEET_POSTED, tweet_id=500, author_id=1), p, POLICY)
+    assert written == 0
+    assert p.timelines.calls == 0
+    assert p.followers.pages_served == 1  # the first page tells the count; paging stops
+
+
+def test_an_author_just_below_the_threshold_is_fanned_out():
+    followers = list(range(1000, 1000 + POLICY.celebrity_threshold - 1))
+    p = ports({1: followers}, page_size=50)
+    assert domain.handle(event(events.TWEET_POSTED, tweet_id=5, author_id=1), p, POLICY) == 99
+
+
+def test_an_author_without_followers_writes_nothing():
+    p = ports({})
+    assert domain.handle(event(events.TWEET_POSTED, tweet_id=5, author_id=1), p, POLICY) == 0
+    assert p.timelines.data == {}
+
+
+def test_a_deleted_tweet_leaves_every_follower_timeline_and_nothing_else():
+    p = ports({1: [10, 11, 12, 13]}, page_size=2)
+    p.timelines.deliver(500, [10, 11, 12, 13])
+    p.timelines.deliver(501, [10, 11, 12, 13])
+    domain.handle(event(events.TWEET_DELETED, tweet_id=500, author_id=1), p, POLICY)
+    assert p.timelines.data == {u: {501} for u in (10, 11, 12, 13)}
+
+
+def test_a_celebrity_delete_is_handled_without_writes():
+    p = ports({1: list(range(1000, 1200))}, page_size=50)
+    assert domain.handle(event(events.TWEET_DELETED, tweet_id=5, author_id=1), p, POLICY) == 0
+    assert p.timelines.calls == 0
+
+
+def test_a_follow_backfills_the_followees_recent_tweets():
+    p = ports({2: [7]}, tweets={2: [100, 101, 102, 103, 104, 105, 106]})
+    domain.handle(event(events.USER_FOLLOWED, follower_id=7, followee_id=2), p, POLICY)
+    assert p.timelines.data[7] == {102, 103, 104, 105, 106}  # the newest backfill_limit
+
+
+def test_following_a_celebrity_backfills_nothing():
+    p = ports({2: list(range(1000, 1100))}, tweets={2: [100, 101]})
+    assert domain.handle(event(events.USER_FOLLOWED, follower_id=7, followee_id=2),
+                         p, POLICY) == 0
+    assert 7 not in p.timelines.data
+
+
+def test_an_unfollow_removes_only_the_followees_tweets():
+    p = ports({}, tweets={2: [100, 101], 3: [200]})
+    p.timelines.add(7, [100, 101, 200])
+    domain.handle(event(events.USER_UNFOLLOWED, follower_id=7, followee_id=2), p, POLICY)
+    assert p.timelines.data[7] == {200}
+
+
+@pytest.mark.parametrize("payload", [
+    {"author_id": "1"},
+    {"tweet_id": "abc", "author_id": "1"},
+    {"tweet_id": "-4", "author_id": "1"},
+    {"tweet_id": str(1 << 64), "author_id": "1"},
+    {"tweet_id": None, "author_id": "1"},
+])
+def test_a_tweet_event_with_a_bad_payload_is_invalid(payload):
+    bad = Event(event_id="e", type=events.TWEET_POSTED, payload=payload)
+    with pytest.raises(InvalidEvent):
+        domain.handle(bad, ports({1: [10]}), POLICY)

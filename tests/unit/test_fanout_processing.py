@@ -1,0 +1,148 @@
+"""Poison or transient: what the record processor does with each kind of failure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from common import events
+from common.events import Event
+from fanout.domain import FollowerPage, Policy, Ports, Refused, Unavailable
+from fanout.processing import Outcome, RecordProcessor
+
+POLICY = Policy(celebrity_threshold=100, backfill_limit=10)
+
+
+@dataclass
+class Record:
+    value: bytes | None
+    topic: str = "test.tweets.v1"
+    partition: int = 0
+    offset: int = 42
+    key: bytes | None = b"1"
+    headers: list = field(default_factory=list)
+
+
+class Followers:
+    """Serves one page of followers, or raises the errors it is given, one per call."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors, self.calls = list(errors), 0
+
+    def follower_pages(self, user_id):
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        yield FollowerPage([10, 11], 2)
+
+    def followers_count(self, user_id):
+        return 2
+
+
+class Timelines:
+    def __init__(self, down: bool = False) -> None:
+        self.down, self.delivered = down, []
+
+    def deliver(self, tweet_id, user_ids):
+        if self.down:
+            raise Unavailable("redis: connection refused")
+        self.delivered.append((tweet_id, list(user_ids)))
+        return len(user_ids)
+
+    retract = add = remove = deliver
+
+
+class DeadLetters:
+    def __init__(self, down: bool = False) -> None:
+        self.down, self.sent = down, []
+
+    def send(self, message, error, attempts):
+        if self.down:
+            raise Unavailable("kafka down")
+        self.sent.append((message, error, attempts))
+
+
+def posted(tweet_id: int = 500) -> bytes:
+    return Event("e1", events.TWEET_POSTED,
+                 {"tweet_id": str(tweet_id), "author_id": "1"}).to_json()
+
+
+def processor(followers=None, timelines=None, dlq=None, attempts=3):
+    ports = Ports(followers=followers or Followers(), timelines=timelines or Timelines(),
+                  tweets=None)
+    return RecordProcessor(ports, POLICY, dlq or DeadLetters(), attempts=attempts,
+                           sleep=lambda _s: None)
+
+
+def test_a_valid_event_is_processed():
+    timelines = Timelines()
+    assert processor(timelines=timelines).process(Record(posted())) is Outcome.PROCESSED
+    assert timelines.delivered == [(500, [10, 11])]
+
+
+def test_a_message_that_is_not_json_is_dead_lettered_at_once():
+    dlq = DeadLetters()
+    followers = Followers()
+    outcome = processor(followers=followers, dlq=dlq).process(Record(b"{not json"))
+    assert outcome is Outcome.DEAD_LETTERED
+    assert dlq.sent[0][0].value == b"{not json" and dlq.sent[0][2] == 1
+    assert followers.calls == 0
+
+
+def test_an_unknown_event_type_is_dead_lettered():
+    dlq = DeadLetters()
+    raw = Event("e", "TweetLiked", {}).to_json()
+    assert processor(dlq=dlq).process(Record(raw)) is Outcome.DEAD_LETTERED
+    assert len(dlq.sent) == 1
+
+
+def test_a_payload_lacking_ids_is_dead_lettered_without_retries():
+    dlq = DeadLetters()
+    raw = Event("e", events.TWEET_POSTED, {"tweet_id": "5"}).to_json()
+    assert processor(dlq=dlq).process(Record(raw)) is Outcome.DEAD_LETTERED
+    assert dlq.sent[0][2] == 1
+
+
+def test_a_vanished_author_is_dead_lettered_without_retries():
+    dlq = DeadLetters()
+    followers = Followers(Refused("404 no such user"))
+    outcome = processor(followers=followers, dlq=dlq, attempts=3).process(Record(posted()))
+    assert outcome is Outcome.DEAD_LETTERED
+    assert followers.calls == 1
+    assert isinstance(dlq.sent[0][1], Refused)
+
+
+def test_a_handler_that_keeps_failing_is_dead_lettered_after_bounded_retries():
+    dlq = DeadLetters()
+    followers = Followers(*[RuntimeError("bug")] * 5)
+    outcome = processor(followers=followers, dlq=dlq, attempts=3).process(Record(posted()))
+    assert outcome is Outcome.DEAD_LETTERED
+    assert followers.calls == 3
+    assert dlq.sent[0][2] == 3
+
+
+def test_a_failure_that_clears_within_the_retries_is_processed():
+    timelines = Timelines()
+    followers = Followers(RuntimeError("hiccup"))
+    outcome = processor(followers=followers, timelines=timelines).process(Record(posted()))
+    assert outcome is Outcome.PROCESSED
+    assert timelines.delivered == [(500, [10, 11])]
+
+
+def test_users_being_down_is_retried_later_and_never_dead_lettered():
+    dlq = DeadLetters()
+    followers = Followers(Unavailable("users: connection refused"))
+    outcome = processor(followers=followers, dlq=dlq).process(Record(posted()))
+    assert outcome is Outcome.RETRY_LATER
+    assert dlq.sent == []
+
+
+def test_redis_being_down_is_retried_later_and_never_dead_lettered():
+    dlq = DeadLetters()
+    outcome = processor(timelines=Timelines(down=True), dlq=dlq).process(Record(posted()))
+    assert outcome is Outcome.RETRY_LATER
+    assert dlq.sent == []
+
+
+def test_a_poison_message_is_retried_later_when_the_dead_letter_topic_is_down():
+    outcome = processor(dlq=DeadLetters(down=True)).process(Record(b"garbage"))
+    assert outcome is Outcome.RETRY_LATER

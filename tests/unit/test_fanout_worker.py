@@ -1,0 +1,139 @@
+"""The consumer loop: commits only what is done, rewinds and pauses on outages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kafka.structs import TopicPartition
+
+from fanout.processing import Outcome
+from fanout.worker import Worker
+
+TP0 = TopicPartition("test.tweets.v1", 0)
+TP1 = TopicPartition("test.tweets.v1", 1)
+
+
+@dataclass
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes = b""
+    key: bytes | None = None
+    headers: list = field(default_factory=list)
+
+
+class FakeConsumer:
+    """Serves prepared poll results and records what the worker asks of it."""
+
+    def __init__(self, *batches: dict) -> None:
+        self.batches = list(batches)
+        self.commits, self.seeks, self.paused, self.resumed = [], [], set(), []
+
+    def poll(self, timeout_ms, max_records):
+        return self.batches.pop(0) if self.batches else {}
+
+    def commit(self, offsets):
+        self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
+
+    def seek(self, tp, offset):
+        self.seeks.append((tp, offset))
+
+    def pause(self, *tps):
+        self.paused.update(tps)
+
+    def resume(self, *tps):
+        self.resumed.extend(tps)
+        self.paused.difference_update(tps)
+
+
+class ScriptedProcessor:
+    """Returns RETRY_LATER for the offsets listed in `failing` (once each), else PROCESSED."""
+
+    def __init__(self, failing=()) -> None:
+        self.failing, self.seen = set(failing), []
+
+    def process(self, record):
+        self.seen.append((record.partition, record.offset))
+        if (record.partition, record.offset) in self.failing:
+            self.failing.discard((record.partition, record.offset))
+            return Outcome.RETRY_LATER
+        return Outcome.PROCESSED
+
+
+def records(tp, *offsets):
+    return [Record(tp.topic, tp.partition, o) for o in offsets]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_offsets_after_the_processed_records_are_committed():
+    consumer = FakeConsumer({TP0: records(TP0, 5, 6, 7), TP1: records(TP1, 3)})
+    Worker(consumer, ScriptedProcessor(), ["t"]).run_once()
+    assert consumer.commits == [{TP0: 8, TP1: 4}]
+
+
+def test_a_transient_failure_rewinds_and_pauses_the_partition_without_committing_it():
+    consumer = FakeConsumer({TP0: records(TP0, 5, 6, 7), TP1: records(TP1, 3)})
+    processor = ScriptedProcessor(failing={(0, 6)})
+    Worker(consumer, processor, ["t"], clock=Clock()).run_once()
+    assert consumer.commits == [{TP0: 6, TP1: 4}]  # 5 is done; 6 and 7 are not
+    assert consumer.seeks == [(TP0, 6)]
+    assert consumer.paused == {TP0}
+    assert (0, 7) not in processor.seen
+
+
+def test_a_paused_partition_resumes_after_its_backoff():
+    clock = Clock()
+    consumer = FakeConsumer({TP0: records(TP0, 5)}, {}, {TP0: records(TP0, 5)})
+    worker = Worker(consumer, ScriptedProcessor(failing={(0, 5)}), ["t"], clock=clock,
+                    backoff_initial=1.0)
+    worker.run_once()
+    worker.run_once()
+    assert consumer.resumed == []  # still backing off
+    clock.now = 1.5
+    worker.run_once()
+    assert consumer.resumed == [TP0]
+    assert consumer.commits[-1] == {TP0: 6}
+
+
+def test_the_backoff_grows_while_the_dependency_stays_down():
+    clock = Clock()
+    consumer = FakeConsumer({TP0: records(TP0, 5)})
+    worker = Worker(consumer, ScriptedProcessor(failing={(0, 5)}), ["t"], clock=clock,
+                    backoff_initial=1.0, backoff_max=8.0)
+    delays = []
+    for _ in range(6):
+        worker._process_partition(TP0, records(TP0, 5))
+        worker.processor.failing.add((0, 5))
+        delays.append(worker._backoff[TP0])
+    assert delays == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+
+
+def test_revoked_partitions_are_committed_before_they_move():
+    consumer = FakeConsumer()
+    worker = Worker(consumer, ScriptedProcessor(), ["t"])
+    worker._process_partition(TP0, records(TP0, 9))
+    worker._process_partition(TP1, records(TP1, 2))
+    worker._on_revoked([TP0])
+    assert consumer.commits == [{TP0: 10}]
+
+
+def test_stop_finishes_the_batch_and_commits():
+    consumer = FakeConsumer({TP0: records(TP0, 1, 2)})
+    worker = Worker(consumer, ScriptedProcessor(), ["t"])
+    original_poll = consumer.poll
+
+    def poll_then_stop(**kwargs):
+        worker.stop()
+        return original_poll(**kwargs)
+
+    consumer.poll = poll_then_stop
+    worker.run()
+    assert consumer.commits == [{TP0: 3}]
