@@ -47,15 +47,23 @@ def bootstrap(config: FanoutConfig | None = None, *, followers: FollowerSource |
         from fanout.adapters import http
         from fanout.adapters.users import UsersFollowerSource
 
-        users = UsersFollowerSource(config.users_url, http.session(),
-                                    page_size=config.follower_page_size, timeout=timeout)
+        from concurrent.futures import ThreadPoolExecutor
+
+        # One read-ahead thread and two connections per partition processed at once.
+        width = max(1, config.partition_concurrency)
+        users = UsersFollowerSource(
+            config.users_url, http.session(pool_size=2 * width),
+            page_size=config.follower_page_size, timeout=timeout,
+            read_ahead=ThreadPoolExecutor(width, thread_name_prefix="users-read-ahead"))
         closers.append(users.close)
         followers = users
     if tweets is None:
         from fanout.adapters import http
         from fanout.adapters.timeline import TimelineTweetIds
 
-        tweet_ids = TimelineTweetIds(config.timeline_url, http.session(), timeout=timeout)
+        tweet_ids = TimelineTweetIds(config.timeline_url,
+                                     http.session(pool_size=max(1, config.partition_concurrency)),
+                                     timeout=timeout)
         closers.append(tweet_ids.close)
         tweets = tweet_ids
     if timelines is None:

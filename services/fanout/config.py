@@ -30,7 +30,8 @@ class FanoutConfig:
     http_connect_timeout: float = 1.0
     http_read_timeout: float = 5.0
     redis_timeout: float = 5.0
-    max_poll_records: int = 50
+    max_poll_records: int = 500
+    partition_concurrency: int = 6  # partitions of one poll processed at once
     poll_timeout_ms: int = 500
     offset_reset: str = "earliest"  # a new group starts from the oldest event: none is lost
     poison_attempts: int = 3  # tries of a failing handler before its message is dead-lettered
@@ -61,7 +62,8 @@ def load() -> FanoutConfig:
         http_connect_timeout=env_float("FANOUT_HTTP_CONNECT_TIMEOUT", 1.0),
         http_read_timeout=env_float("FANOUT_HTTP_READ_TIMEOUT", 5.0),
         redis_timeout=env_float("FANOUT_REDIS_TIMEOUT", 5.0),
-        max_poll_records=env_int("FANOUT_MAX_POLL_RECORDS", 50),
+        max_poll_records=env_int("FANOUT_MAX_POLL_RECORDS", 500),
+        partition_concurrency=env_int("FANOUT_PARTITION_CONCURRENCY", 6),
         offset_reset=env("FANOUT_OFFSET_RESET", "earliest"),
         poison_attempts=env_int("FANOUT_POISON_ATTEMPTS", 3),
         transient_backoff_max=env_float("FANOUT_TRANSIENT_BACKOFF_MAX", 10.0),

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -35,6 +36,7 @@ class Worker:
     def __init__(self, consumer: Any, processor: RecordProcessor, topics: Iterable[str], *,
                  poll_timeout_ms: int = 500, max_records: int = 50,
                  backoff_initial: float = 0.2, backoff_max: float = 10.0,
+                 concurrency: int = 1,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.consumer, self.processor, self.topics = consumer, processor, tuple(topics)
         self.poll_timeout_ms, self.max_records = poll_timeout_ms, max_records
@@ -44,6 +46,10 @@ class Worker:
         self._backoff: dict[TopicPartition, float] = {}
         self._stop = threading.Event()
         self.last_poll: float | None = None
+        # Partitions of one poll are processed in parallel (each in order): a record's
+        # latency is mostly waiting on users and Redis, so one-at-a-time leaves the CPU idle.
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="partition") \
+            if concurrency > 1 else None
 
     def subscribe(self) -> None:
         """Join the group on the worker's topics."""
@@ -60,6 +66,8 @@ class Worker:
         while not self._stop.is_set():
             self.run_once()
         self.commit()
+        if self._pool is not None:
+            self._pool.shutdown()
         log.info("stopped consuming")
 
     def run_once(self) -> None:
@@ -67,8 +75,13 @@ class Worker:
         self._resume_due()
         batch = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
         self.last_poll = self.clock()
-        for tp, records in batch.items():
-            self._process_partition(tp, records)
+        if self._pool is None or len(batch) < 2:
+            results = [self._run_partition(tp, records) for tp, records in batch.items()]
+        else:
+            results = list(self._pool.map(lambda item: self._run_partition(*item),
+                                          batch.items()))
+        for result in results:
+            self._apply(*result)
         self.commit()
 
     def stop(self) -> None:
@@ -76,14 +89,28 @@ class Worker:
         self._stop.set()
 
     def _process_partition(self, tp: TopicPartition, records: list) -> None:
+        self._apply(*self._run_partition(tp, records))
+
+    def _apply(self, tp: TopicPartition, done: int | None, retry_at: int | None) -> None:
+        # The consumer is not thread-safe: offsets, seeks and pauses happen on the loop thread.
+        if done is not None:
+            self._next_offsets[tp] = done
+            self._backoff.pop(tp, None)
+        if retry_at is not None:
+            self._retry_later(tp, retry_at)
+
+    def _run_partition(self, tp: TopicPartition,
+                       records: list) -> tuple[TopicPartition, int | None, int | None]:
+        """Process one partition's records in order: (tp, next offset done, offset to retry)."""
         started = time.perf_counter()
+        done = retry_at = None
         for record in records:
             if self.processor.process(record) is Outcome.RETRY_LATER:
-                self._retry_later(tp, record.offset)
+                retry_at = record.offset
                 break
-            self._next_offsets[tp] = record.offset + 1
-            self._backoff.pop(tp, None)
+            done = record.offset + 1
         metrics.BATCH_DURATION.labels(tp.topic).observe(time.perf_counter() - started)
+        return tp, done, retry_at
 
     def _retry_later(self, tp: TopicPartition, offset: int) -> None:
         # Rewind so the same record comes back, and pause so it does not come back at once.
@@ -180,7 +207,8 @@ def main() -> int:
     worker = Worker(fanout.consumer, fanout.processor, cfg.topics,
                     poll_timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_poll_records,
                     backoff_initial=cfg.transient_backoff_initial,
-                    backoff_max=cfg.transient_backoff_max)
+                    backoff_max=cfg.transient_backoff_max,
+                    concurrency=cfg.partition_concurrency)
 
     def loop_alive() -> None:
         if worker.last_poll is None or time.monotonic() - worker.last_poll > 60:

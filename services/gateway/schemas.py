@@ -58,6 +58,9 @@ class NewTweet(BaseModel):
 class PageQuery(BaseModel):
     """Cursor pagination: `limit` items after the opaque `cursor` of the previous page."""
 
+    # An unknown parameter is more likely a typo (`?limt=5`) than something to ignore.
+    model_config = ConfigDict(extra="forbid")
+
     limit: int = Field(20, ge=1, le=100)
     cursor: Optional[str] = Field(None, pattern=CURSOR_PATTERN)
 

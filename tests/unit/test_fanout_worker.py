@@ -137,3 +137,24 @@ def test_stop_finishes_the_batch_and_commits():
     consumer.poll = poll_then_stop
     worker.run()
     assert consumer.commits == [{TP0: 3}]
+
+
+def test_partitions_of_one_poll_are_processed_in_parallel_each_in_order():
+    import threading
+
+    both_started = threading.Barrier(2, timeout=5)
+
+    class SlowFirstRecord(ScriptedProcessor):
+        def process(self, record):
+            if record.offset == 1:
+                both_started.wait()  # only passes if the two partitions run at the same time
+            return super().process(record)
+
+    consumer = FakeConsumer({TP0: records(TP0, 1, 2, 3), TP1: records(TP1, 1, 2)})
+    processor = SlowFirstRecord(failing={(1, 2)})
+    worker = Worker(consumer, processor, ["t"], concurrency=2)
+    worker.run_once()
+    assert [o for p, o in processor.seen if p == 0] == [1, 2, 3]
+    assert [o for p, o in processor.seen if p == 1] == [1, 2]
+    assert consumer.commits == [{TP0: 4, TP1: 2}]  # TP1 stops before the record to retry
+    assert consumer.seeks == [(TP1, 2)] and TP1 in consumer.paused
