@@ -13,7 +13,7 @@ CELEBRITIES ?= 5
 PYTEST  := MURMUR_PROFILE=test $(PY) -m pytest
 
 .PHONY: help install up down status logs start stop clean bootstrap test test-unit \
-        test-integration test-platform test-e2e test-fault test-up seed bench
+        test-integration test-platform test-e2e test-fault test-up seed bench api-docs
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -49,7 +49,12 @@ seed: ## Seed a demo social graph into the running stack (USERS=10000 TWEETS=3 C
 bench: ## Benchmarks against the running stack: fan-out, home-timeline reads, bytes per entry
 	@command -v wrk >/dev/null || (echo "installing wrk" && apt-get install -y -qq wrk >/dev/null)
 	@MURMUR_PROFILE=$(PROFILE) $(PY) bench/fanout.py
+	@MURMUR_PROFILE=$(PROFILE) $(PY) bench/fanout_e2e.py
+	@MURMUR_PROFILE=$(PROFILE) $(PY) bench/fanout_e2e.py --prefill 800
 	@MURMUR_PROFILE=$(PROFILE) $(PY) bench/reads.py
+
+api-docs: ## Regenerate docs/api-reference.md from the gateway's OpenAPI document
+	@PYTHONPATH=services $(PY) -m gateway.apidoc > docs/api-reference.md
 
 clean: ## Stop everything and delete all local data (asks unless FORCE=1)
 	@if [ "$(FORCE)" != 1 ]; then read -r -p "Delete all Murmur data in var/? [y/N] " ok && [ "$$ok" = y ]; fi

@@ -175,9 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {username(0, args.celebrities):<12} a celebrity with {followers[0]} followers")
     print(f"  {username(busiest, args.celebrities):<12} follows {len(followees[busiest])} "
           "accounts: a busy home timeline")
-    top = max(range(args.celebrities, args.users), key=lambda i: followers[i])
-    print(f"  {username(top, args.celebrities):<12} the most-followed regular user "
-          f"({followers[top]} followers)")
+    regular = [i for i in range(args.celebrities, args.users) if followers[i] < threshold]
+    if regular:
+        top = max(regular, key=lambda i: followers[i])
+        print(f"  {username(top, args.celebrities):<12} the most-followed account under the "
+              f"threshold ({followers[top]} followers): its posts are fanned out")
     return 0 if accepted == len(user_ids) * args.tweets else 1
 
 

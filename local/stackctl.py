@@ -410,12 +410,16 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
+CHANGED_CONFIGS: set[Path] = set()  # rendered files whose content changed in this run
+
+
 def render(template: str, dest: Path, **values: object) -> None:
     text = (REPO / "local/conf" / template).read_text()
     base = {"HOST": HOST, "LOG_DIR": str(LOG), "RUN_DIR": str(RUN), "HOME": str(HOME),
             "REPO": str(REPO)}
     base.update({k: str(v) for k, v in values.items()})
-    write_if_changed(dest, string.Template(text).substitute(base))
+    if write_if_changed(dest, string.Template(text).substitute(base)):
+        CHANGED_CONFIGS.add(dest)
 
 
 def render_configs() -> None:
@@ -433,6 +437,7 @@ def render_configs() -> None:
         render("nginx.conf.tmpl", ETC / f"nginx-{prof.name}.conf", HTTP_PORT=prof.http_port,
                PROFILE=prof.name, NGINX_HOME=HOME / "nginx" / prof.name,
                STATUS_PORT=PORTS["nginx_status"] + prof.port_offset,
+               RATE_LIMIT=config.env_int("MURMUR_RATE_LIMIT", 200),
                GATEWAY_UPSTREAMS="".join(
                    f"        server {HOST}:{p + prof.port_offset} max_fails=2 fail_timeout=5s;\n"
                    for p in (config.SERVICE_PORTS["gateway"], config.SERVICE_PORTS["gateway-2"])
@@ -626,11 +631,22 @@ def cmd_up(profile: str) -> None:
     import bootstrap
 
     bootstrap.run(profile)
-    start([c for c in comps if c.profile is not None])
+    tier = [c for c in comps if c.profile is not None]
+    running = {c.name for c in tier if process_info(c.name)["statename"] == "RUNNING"}
+    start(tier)
+    reload_changed_nginx(profile, running)
     prof = config.PROFILES[profile]
     print(f"\nMurmur is up in {time.monotonic() - t0:.1f}s.")
     print(f"  API      http://localhost:{prof.http_port}/api/v1")
     print("  status   make status    logs  make logs [SERVICE=x]    stop  make down")
+
+
+def reload_changed_nginx(profile: str, running: set[str]) -> None:
+    """A running nginx whose rendered config changed reloads it (HUP: no dropped request)."""
+    name = "nginx" if profile == "dev" else f"{profile}-nginx"
+    if name in running and ETC / f"nginx-{profile}.conf" in CHANGED_CONFIGS:
+        supervisor().supervisor.signalProcess(name, "HUP")
+        print(f"  reloaded {name}: its configuration changed", flush=True)
 
 
 def cmd_down() -> None:

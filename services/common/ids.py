@@ -11,8 +11,11 @@ sequence numbers, then future milliseconds) instead of reusing old ones.
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
+import uuid
 from typing import Callable, Protocol
 
 MURMUR_EPOCH_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
@@ -61,43 +64,116 @@ class LeaseStore(Protocol):
 
     def set(self, name: str, value: str, nx: bool = ..., ex: int = ...) -> object: ...
 
+    def get(self, name: str) -> object: ...
+
     def expire(self, name: str, time: int) -> object: ...
 
-    def get(self, name: str) -> object: ...
+
+class LeaseLost(RuntimeError):
+    """This process no longer holds its worker id (another process may now)."""
 
 
 class WorkerLease:
     """Lease a unique worker id from a shared store, renewed in the background.
 
     Each live process holds `prefix:{n}` (SET NX with a TTL) for its worker id n; a process
-    that dies stops renewing and its id frees up after the TTL, so ids are reused only
-    once their holder is gone.
+    that dies stops renewing and its id frees up after the TTL. The lease is *fenced by
+    time*: it counts as held only until its last confirmed renewal plus the TTL minus a
+    safety margin, so a process cut off from the store stops using the id before anyone
+    else can take it.
     """
 
-    def __init__(self, store: LeaseStore, prefix: str, owner: str, ttl: int = 30) -> None:
-        self.store, self.prefix, self.owner, self.ttl = store, prefix, owner, ttl
+    def __init__(self, store: LeaseStore, prefix: str, owner: str, ttl: int = 30,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store, self.prefix, self.owner, self.ttl = store, prefix.rstrip(":"), owner, ttl
+        self.clock = clock
         self.worker_id: int | None = None
+        self.lost = False
+        self._valid_until = 0.0
         self._stop = threading.Event()
 
     def acquire(self) -> int:
         """Claim the first free worker id and start renewing it."""
         for candidate in range(MAX_WORKER + 1):
+            started = self.clock()
             if self.store.set(f"{self.prefix}:{candidate}", self.owner, nx=True, ex=self.ttl):
                 self.worker_id = candidate
+                self._valid_until = started + self.ttl * 2 / 3
                 threading.Thread(target=self._renew, daemon=True, name="worker-lease").start()
                 return candidate
         raise RuntimeError("no free worker id: more than 1024 live id generators")
 
-    def _renew(self) -> None:
+    def valid(self) -> bool:
+        """True while the lease is certainly still ours."""
+        return not self.lost and self.worker_id is not None and self.clock() < self._valid_until
+
+    def renew(self) -> None:
+        """Extend the lease once; marks it lost if another process holds the id now."""
         key = f"{self.prefix}:{self.worker_id}"
-        while not self._stop.wait(self.ttl / 3):
+        started = self.clock()
+        holder = self.store.get(key)
+        if holder is None:
+            # Expired while we could not reach the store: take it back only if still free.
+            if not self.store.set(key, self.owner, nx=True, ex=self.ttl):
+                self.lost = True
+                return
+        elif holder not in (self.owner, self.owner.encode()):
+            self.lost = True
+            return
+        else:
+            self.store.expire(key, self.ttl)
+        self._valid_until = started + self.ttl * 2 / 3
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl / 3) and not self.lost:
             try:
-                holder = self.store.get(key)
-                if holder in (None, self.owner, self.owner.encode()):
-                    self.store.set(key, self.owner, ex=self.ttl)
+                self.renew()
             except Exception:  # noqa: BLE001 - a missed renewal is retried next period
                 continue
 
     def release(self) -> None:
         """Stop renewing (the id frees up when the lease expires)."""
         self._stop.set()
+
+
+def owner_name(process: str) -> str:
+    """A lease owner no other process shares, even after a restart: host, pid, random."""
+    return f"{process}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class LeasedIds:
+    """Ids from a leased worker id: leased on first use (after any fork), re-leased when
+    the lease can no longer be trusted, so no two live processes ever share a worker id."""
+
+    def __init__(self, store: LeaseStore, owner: str, prefix: str = "ids:worker",
+                 ttl: int = 30) -> None:
+        self.store, self.owner, self.prefix, self.ttl = store, owner, prefix, ttl
+        self._lock = threading.Lock()
+        self._lease: WorkerLease | None = None
+        self._generator: IdGenerator | None = None
+
+    def next_id(self) -> int:
+        """A new unique, time-sortable id; raises if no worker id can be leased."""
+        lease, generator = self._lease, self._generator
+        if lease is None or generator is None or not lease.valid():
+            with self._lock:
+                if self._lease is None or not self._lease.valid():
+                    if self._lease is not None:
+                        self._lease.release()
+                    lease = WorkerLease(self.store, self.prefix, self.owner, self.ttl)
+                    self._generator = IdGenerator(lease.acquire())
+                    self._lease = lease
+                generator = self._generator
+        return generator.next_id()
+
+    @property
+    def worker_id(self) -> int | None:
+        """The worker id currently leased (None before the first id)."""
+        return self._lease.worker_id if self._lease else None
+
+    def release(self) -> None:
+        """Stop renewing the lease; the worker id frees up when it expires."""
+        if self._lease is not None:
+            self._lease.release()
+
+    close = release

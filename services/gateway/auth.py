@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import jwt
 
@@ -34,6 +34,7 @@ class TokenVerifier:
         # The key may be generated after this process starts: read it when first needed.
         self._load = public_key if callable(public_key) else (lambda: public_key)
         self._key: str | None = None
+        self._key_object: Any = None
         self._lock = threading.Lock()
         self.leeway = leeway
 
@@ -50,10 +51,18 @@ class TokenVerifier:
                     self._key = self._load()
         return self._key
 
+    def _verifying_key(self) -> Any:
+        # Parsed once: PyJWT would otherwise parse the PEM text on every request.
+        if self._key_object is None:
+            from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+            self._key_object = load_pem_public_key(self.public_key().encode())
+        return self._key_object
+
     def verify(self, token: str) -> Principal:
         """The principal of a valid token; raises a 401 Problem otherwise."""
         try:
-            claims = jwt.decode(token, self.public_key(), algorithms=ALGORITHMS,
+            claims = jwt.decode(token, self._verifying_key(), algorithms=ALGORITHMS,
                                 leeway=self.leeway,
                                 options={"require": ["sub", "exp", "iat"]})
         except jwt.ExpiredSignatureError:

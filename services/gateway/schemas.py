@@ -6,7 +6,8 @@ OpenAPI document served at /api/v1/openapi.json, so the two cannot drift apart.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+import copy
+from typing import Annotated, Any, ClassVar, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,7 +24,28 @@ DisplayName = Annotated[str, Field(max_length=50)]
 # ------------------------------------------------------------------------------ requests
 
 
-class NewUser(BaseModel):
+class RequestModel(BaseModel):
+    """A request model whose JSON schema is built once, not on every request.
+
+    flask-openapi3 asks a query/header/path model for its JSON schema while validating each
+    request; building it costs about 0.8 ms of CPU, more than the rest of the gateway's own
+    work, so it is cached per model and arguments.
+    """
+
+    _schemas: ClassVar[dict[tuple, dict[str, Any]]] = {}
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        key = (cls, args, tuple(sorted(kwargs.items(), key=lambda kv: kv[0])))
+        try:
+            return copy.deepcopy(RequestModel._schemas[key])
+        except KeyError:
+            schema = super().model_json_schema(*args, **kwargs)
+            RequestModel._schemas[key] = schema
+            return copy.deepcopy(schema)
+
+
+class NewUser(RequestModel):
     """An account to create."""
 
     model_config = ConfigDict(extra="forbid")
@@ -32,7 +54,7 @@ class NewUser(BaseModel):
     display_name: Optional[DisplayName] = None
 
 
-class Credentials(BaseModel):
+class Credentials(RequestModel):
     """Username and password to open a session with."""
 
     model_config = ConfigDict(extra="forbid")
@@ -40,7 +62,7 @@ class Credentials(BaseModel):
     password: str = Field(min_length=1, max_length=128)
 
 
-class ProfileChanges(BaseModel):
+class ProfileChanges(RequestModel):
     """Profile fields to change; absent fields keep their value."""
 
     model_config = ConfigDict(extra="forbid")
@@ -48,14 +70,14 @@ class ProfileChanges(BaseModel):
     bio: str = Field(None, max_length=160)  # type: ignore[assignment]
 
 
-class NewTweet(BaseModel):
+class NewTweet(RequestModel):
     """A tweet to post."""
 
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=280)
 
 
-class PageQuery(BaseModel):
+class PageQuery(RequestModel):
     """Cursor pagination: `limit` items after the opaque `cursor` of the previous page."""
 
     # An unknown parameter is more likely a typo (`?limt=5`) than something to ignore.
@@ -65,21 +87,21 @@ class PageQuery(BaseModel):
     cursor: Optional[str] = Field(None, pattern=CURSOR_PATTERN)
 
 
-class UserPath(BaseModel):
+class UserPath(RequestModel):
     username: Username
 
 
-class TweetPath(BaseModel):
+class TweetPath(RequestModel):
     id: int = Field(ge=1, le=MAX_ID, description="Tweet id")
 
 
-class IfMatchHeader(BaseModel):
+class IfMatchHeader(RequestModel):
     # Optional in the schema so that a missing header reaches the 428 answer, not a 422.
     if_match: Optional[str] = Field(None, alias="If-Match", max_length=64,
                                     description="The ETag of the profile being changed")
 
 
-class IdempotencyHeader(BaseModel):
+class IdempotencyHeader(RequestModel):
     idempotency_key: Optional[str] = Field(
         None, alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
         description="Repeat a post with the same key to get the same tweet back")

@@ -9,7 +9,7 @@ import redis
 
 from common import topics
 from users import config as users_config
-from users.adapters.ids import LeasedIds
+from common.ids import LeasedIds, owner_name
 from users.adapters.postgres import PostgresUsers, create_pool
 from users.adapters.redis_cache import RedisProfileCache
 from users.adapters.tokens import Argon2Passwords, JwtIssuer
@@ -69,7 +69,8 @@ def bootstrap(config: users_config.UsersConfig | None = None, **overrides: Any) 
     profiles = overrides.get("profiles") or RedisProfileCache(client, cfg.profile_cache_ttl)
     ids = overrides.get("ids")
     if ids is None:
-        ids = LeasedIds(client, cfg.worker_lease_prefix, cfg.worker_lease_ttl)
+        ids = LeasedIds(client, owner_name("users"), cfg.worker_lease_prefix,
+                        cfg.worker_lease_ttl)
         closers.append(ids.close)
 
     ports = Ports(

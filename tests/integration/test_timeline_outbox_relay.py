@@ -111,7 +111,7 @@ def write_posted(db, config, ids, bucket):
 
 def test_the_relay_publishes_tweet_posted_and_then_removes_the_row(db, config, redis_client,
                                                                  publisher, consumer):
-    ids = redis_store.LeasedIds(redis_client, "test-relay")
+    ids = redis_store.leased_ids(redis_client, "test-relay")
     bucket = private_bucket()
     tweet, message = write_posted(db, config, ids, bucket)
     relay = Relay(cassandra_store.CassandraOutbox(db), publisher, OwnBuckets([bucket]))
@@ -130,7 +130,7 @@ def test_the_relay_publishes_tweet_posted_and_then_removes_the_row(db, config, r
 
 def test_while_kafka_is_down_rows_wait_in_the_outbox(db, config, redis_client, publisher,
                                                    consumer):
-    ids = redis_store.LeasedIds(redis_client, "test-relay")
+    ids = redis_store.leased_ids(redis_client, "test-relay")
     bucket = private_bucket()
     tweet, _ = write_posted(db, config, ids, bucket)
     outbox = cassandra_store.CassandraOutbox(db)

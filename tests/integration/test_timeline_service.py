@@ -308,11 +308,11 @@ def test_backfill_ids_are_the_newest_first_and_bounded(client):
 
 
 def test_two_processes_lease_different_worker_ids(services):
-    first = redis_store.LeasedIds(services.redis, "test-a")
-    second = redis_store.LeasedIds(services.redis, "test-b")
+    first = redis_store.leased_ids(services.redis, "test-a")
+    second = redis_store.leased_ids(services.redis, "test-b")
     try:
         first.next_id(), second.next_id()
-        assert first._generator.worker_id != second._generator.worker_id
+        assert first.worker_id != second.worker_id
     finally:
         first.release()
         second.release()

@@ -292,7 +292,7 @@ def test_many_followers_of_one_user_all_count(app, client):
     with ThreadPoolExecutor(max_workers=10) as pool:
         statuses = list(pool.map(lambda f: follow(app.test_client(), f, star).status_code,
                                  fans * 2))
-    assert set(statuses) == {204}
+    assert set(statuses) == {204}, statuses
     assert counts(client, star) == (30, 0)
 
 

@@ -14,7 +14,7 @@ from kafka import KafkaConsumer
 
 from common import topics
 from users import config as users_config
-from users.adapters.ids import LeasedIds
+from common.ids import LeasedIds, owner_name
 from users.adapters.postgres import PostgresUsers
 from users.bootstrap import pg_pool, redis_client
 from users.domain import UserFollowed
@@ -43,7 +43,8 @@ def repo(cfg, pool):
 @pytest.fixture(scope="module")
 def ids(cfg):
     client = redis_client(cfg)
-    ids = LeasedIds(client, cfg.worker_lease_prefix, cfg.worker_lease_ttl)
+    ids = LeasedIds(client, owner_name("users-test"), cfg.worker_lease_prefix,
+                    cfg.worker_lease_ttl)
     yield ids
     ids.close()
     client.close()

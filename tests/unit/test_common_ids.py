@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from common.ids import MAX_SEQUENCE, MURMUR_EPOCH_MS, IdGenerator, WorkerLease, timestamp_ms
+from common.ids import (MAX_SEQUENCE, MURMUR_EPOCH_MS, IdGenerator, LeasedIds, WorkerLease,
+                        timestamp_ms)
 
 
 class FakeClock:
@@ -107,3 +108,38 @@ def test_two_leases_on_one_store_get_different_worker_ids():
     finally:
         first.release()
         second.release()
+
+
+def test_a_lease_not_renewed_in_time_is_no_longer_trusted():
+    clock = FakeClock(0)
+    lease = WorkerLease(DictLeaseStore(), "ids:worker", "proc-a", ttl=30, clock=clock)
+    lease.acquire()
+    lease.release()  # no background renewal: the test drives time itself
+    clock.ms = 19.9
+    assert lease.valid()
+    clock.ms = 20.1  # two thirds of the TTL: the key may expire soon, stop using the id
+    assert not lease.valid()
+
+
+def test_a_renewal_that_finds_another_owner_marks_the_lease_lost():
+    store = DictLeaseStore()
+    lease = WorkerLease(store, "ids:worker", "proc-a")
+    worker = lease.acquire()
+    lease.release()
+    store.data[f"ids:worker:{worker}"] = "proc-b"  # expired and taken while we were cut off
+    lease.renew()
+    assert lease.lost and not lease.valid()
+
+
+def test_leased_ids_move_to_a_free_worker_id_when_their_lease_is_lost():
+    store = DictLeaseStore()
+    ids = LeasedIds(store, "proc-a")
+    first = ids.next_id()
+    old_worker = ids.worker_id
+    ids.release()
+    store.data[f"ids:worker:{old_worker}"] = "proc-b"
+    ids._lease.renew()
+    second = ids.next_id()
+    assert ids.worker_id != old_worker
+    assert second != first
+    ids.release()

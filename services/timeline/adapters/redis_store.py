@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import threading
-import uuid
 from typing import Sequence
 
 import redis
 
 from common.config import Stores
 from common.home_timeline import HomeTimelines
-from common.ids import IdGenerator, WorkerLease
+from common.ids import LeasedIds, owner_name
 from timeline.domain import IdempotencyRecord, Tweet, created_at_of
 
 WORKER_LEASE_PREFIX = "ids:worker"
@@ -44,9 +41,7 @@ def connect(stores: Stores, max_connections: int = 32) -> redis.Redis:
     return redis.Redis(connection_pool=pool)
 
 
-def owner_id(process: str) -> str:
-    """A name for this process that no other process shares, even after a restart."""
-    return f"{process}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+owner_id = owner_name  # a name for this process that no other process shares
 
 
 def tweet_key(tweet_id: int) -> str:
@@ -169,26 +164,6 @@ class RedisHomeState:
         return self.home.page(user_id, before, limit)
 
 
-class LeasedIds:
-    """Snowflake ids whose worker id is leased in Redis on first use (after any fork)."""
-
-    def __init__(self, client: redis.Redis, process: str) -> None:
-        self.client, self.process = client, process
-        self._lock = threading.Lock()
-        self._generator: IdGenerator | None = None
-        self._lease: WorkerLease | None = None
-
-    def next_id(self) -> int:
-        """The next id of this process."""
-        if self._generator is None:
-            with self._lock:
-                if self._generator is None:
-                    lease = WorkerLease(self.client, WORKER_LEASE_PREFIX, owner_id(self.process))
-                    self._generator = IdGenerator(lease.acquire())
-                    self._lease = lease
-        return self._generator.next_id()
-
-    def release(self) -> None:
-        """Stop renewing the worker-id lease."""
-        if self._lease is not None:
-            self._lease.release()
+def leased_ids(client: redis.Redis, process: str) -> LeasedIds:
+    """This process's id source: a worker id leased in Redis, shared prefix with users."""
+    return LeasedIds(client, owner_id(process), WORKER_LEASE_PREFIX)
