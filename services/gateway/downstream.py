@@ -3,8 +3,8 @@
 One `Downstream` per service: a bounded urllib3 connection pool, explicit connect/read
 timeouts, the request id and the caller's identity forwarded, and one translation of failures:
 a downstream 4xx problem passes through unchanged, while a 5xx, a timeout, a refused connection
-or a pool with no free connection becomes 503 + Retry-After. Retries and circuit breakers wrap
-`Downstream.call`, so every call site gets them at once.
+or a pool with no free connection becomes 503 + Retry-After. Nothing here retries: retries and
+circuit breakers belong around `Downstream.call`, so every call site gets them at once.
 
 urllib3 rather than requests: this is the gateway's hottest path (every API call makes one or
 two downstream calls), and requests' per-call machinery costs more CPU than the call itself
@@ -76,7 +76,7 @@ class Downstream:
         self.pool_timeout = cfg.connect_timeout
         # block=True is the bulkhead: at most pool_size sockets to this service, and a caller
         # beyond that waits a bounded time instead of opening one more. No urllib3 retries:
-        # retrying is a policy decision made above this layer.
+        # retrying is a policy decision made around `call`.
         self.pool = urllib3.connection_from_url(
             cfg.base_url, maxsize=cfg.pool_size, block=True, retries=False,
             timeout=urllib3.Timeout(connect=cfg.connect_timeout, read=cfg.read_timeout))
