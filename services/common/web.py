@@ -25,7 +25,7 @@ from prometheus_client import (
 )
 from werkzeug.exceptions import HTTPException
 
-from common import logs
+from common import logs, resilience
 from common.problems import PROBLEM_JSON, Problem
 
 log = logging.getLogger("murmur.web")
@@ -59,7 +59,7 @@ def metrics_payload() -> bytes:
 
 
 def create_base_app(service: str, checks: dict[str, ReadinessCheck] | None = None, *,
-                    app: Flask | None = None) -> Flask:
+                    app: Flask | None = None, deadline_budget: float | None = None) -> Flask:
     """A Flask app with Murmur's shared behaviour; `checks` back /readyz.
 
     Pass `app` to give the shared behaviour to an app made elsewhere (e.g. a Flask
@@ -78,6 +78,9 @@ def create_base_app(service: str, checks: dict[str, ReadinessCheck] | None = Non
         rid = request.headers.get("X-Request-ID") or uuid.uuid4().hex
         g.request_id = rid
         g.request_id_token = logs.request_id_var.set(rid)
+        # The caller's remaining budget (Murmur-Deadline), else this service's own budget.
+        g.deadline_token = resilience.start_deadline(
+            request.headers.get(resilience.DEADLINE_HEADER), deadline_budget)
 
     @app.after_request
     def _finish(resp: Response) -> Response:
@@ -94,6 +97,9 @@ def create_base_app(service: str, checks: dict[str, ReadinessCheck] | None = Non
         token = g.pop("request_id_token", None)
         if token is not None:
             logs.request_id_var.reset(token)
+        deadline = g.pop("deadline_token", None)
+        if deadline is not None:
+            resilience.end_deadline(deadline)
 
     @app.errorhandler(Problem)
     def _problem(problem: Problem) -> Response:

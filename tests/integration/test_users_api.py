@@ -12,7 +12,7 @@ import pytest
 
 from common import config as common_config
 from users import config as users_config
-from users.adapters.redis_cache import profile_key
+from users.adapters.redis_cache import TOMBSTONE, profile_key
 from users.app import create_app
 
 PASSWORD = "correct horse battery"
@@ -176,11 +176,11 @@ def test_a_cached_profile_is_dropped_when_it_changes(client, wiring):
     assert redis.get(profile_key(int(user["id"]))) is not None
     client.patch(f"/users/{user['id']}", json={"display_name": "Renamed"},
                  headers=as_user(user, **{"If-Match": '"1"'}))
-    assert redis.get(profile_key(int(user["id"]))) is None
+    assert redis.get(profile_key(int(user["id"]))) == TOMBSTONE
     assert client.get(f"/users/{user['username']}").json["display_name"] == "Renamed"
     assert client.put(f"/users/{fan['id']}/following/{user['username']}",
                       headers=as_user(fan)).status_code == 204
-    assert redis.get(profile_key(int(user["id"]))) is None
+    assert redis.get(profile_key(int(user["id"]))) == TOMBSTONE
     assert client.get(f"/users/{user['username']}").json["followers_count"] == 1
 
 

@@ -2,9 +2,13 @@
 
 A profile is cached as JSON under `users:profile:{id}` and usernames map to ids under
 `users:id-by-name:{username}` (usernames never change, so that mapping is never stale).
-Every write that changes a profile or its counts deletes the profile key after it commits.
-Redis being down only costs hits: every failure is logged and treated as a miss, so
-reads fall through to Postgres.
+Every write that changes a profile or its counts replaces the cached profile with a short-
+lived tombstone after it commits, and the cache is filled only where no key exists
+(`SET NX`). Plain cache-aside (delete on write, set on read) has a race: a read that
+fetched the row just before a write commits can put the old row back just after the
+write's delete, and the stale counts then live for the whole TTL. With the tombstone,
+that late fill finds the key taken and is dropped. Redis being down only costs hits:
+every failure is logged and treated as a miss, so reads fall through to Postgres.
 """
 
 from __future__ import annotations
@@ -48,11 +52,16 @@ def load(raw: bytes | str) -> User:
     return User(**data)
 
 
+TOMBSTONE = b"-"
+
+
 class RedisProfileCache:
     """The ProfileCache on a redis-py client."""
 
-    def __init__(self, client: redis.Redis, ttl: int) -> None:
-        self.client, self.ttl = client, ttl
+    def __init__(self, client: redis.Redis, ttl: int, tombstone_ttl: int = 5) -> None:
+        # The tombstone outlives any read in flight when a write commits: a read holds
+        # its row for at most the pool wait plus the statement timeout (2 s + 2 s).
+        self.client, self.ttl, self.tombstone_ttl = client, ttl, tombstone_ttl
 
     def get(self, user_id: int) -> User | None:
         """The cached profile, or None on a miss (or when Redis fails)."""
@@ -69,7 +78,7 @@ class RedisProfileCache:
             return {}
         found = {}
         for user_id, raw in zip(user_ids, values):
-            if raw is not None:
+            if raw is not None and raw != TOMBSTONE:
                 try:
                     found[user_id] = load(raw)
                 except (ValueError, TypeError, KeyError):
@@ -90,7 +99,7 @@ class RedisProfileCache:
         pipe = self.client.pipeline(transaction=False)
         count = 0
         for user in users:
-            pipe.set(profile_key(user.id), dump(user), ex=self.ttl)
+            pipe.set(profile_key(user.id), dump(user), ex=self.ttl, nx=True)
             pipe.set(username_key(user.username), user.id, ex=self.ttl)
             count += 1
         if not count:
@@ -101,11 +110,14 @@ class RedisProfileCache:
             log.warning("profile cache write failed: %s", exc)
 
     def forget(self, *user_ids: int) -> None:
-        """Drop cached profiles after a write (a failure leaves them stale for the TTL)."""
+        """Invalidate cached profiles after a write (a failure leaves them stale for the TTL)."""
         if not user_ids:
             return
+        pipe = self.client.pipeline(transaction=False)
+        for user_id in user_ids:
+            pipe.set(profile_key(user_id), TOMBSTONE, ex=self.tombstone_ttl)
         try:
-            self.client.delete(*(profile_key(u) for u in user_ids))
+            pipe.execute()
         except redis.RedisError as exc:
             log.warning("profile cache invalidation failed for %s: %s", user_ids, exc)
 

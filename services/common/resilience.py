@@ -1,0 +1,213 @@
+"""Deadlines, retries and circuit breakers: how every Murmur process calls a dependency.
+
+- **Deadlines.** A request carries one absolute deadline. The gateway sets it from its
+  budget; every hop passes what is left downstream in `Murmur-Deadline` (unix ms) and
+  bounds each of its own timeouts by it (`timeout_within`), so nobody waits past it.
+- **Retries** (tenacity): only for idempotent operations, exponential backoff with full
+  jitter, bounded by attempts *and* by the remaining deadline, never into an open breaker,
+  each retry counted in `murmur_retries_total`.
+- **Circuit breakers** (pybreaker's state machine): one per dependency, transitions logged
+  and exported as `murmur_breaker_state`. pybreaker's own `call` holds the breaker's lock
+  for the whole guarded call (its issues #3 and #55), which would serialise every thread of
+  a process on one dependency; `Breaker` takes the lock only to read and update the state,
+  never while the call runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextvars import ContextVar, Token
+from typing import Any, Callable, Iterable, TypeVar
+
+import pybreaker
+import tenacity
+from prometheus_client import Counter, Gauge
+
+log = logging.getLogger("murmur.resilience")
+T = TypeVar("T")
+
+DEADLINE_HEADER = "Murmur-Deadline"
+_deadline: ContextVar[float | None] = ContextVar("murmur_deadline", default=None)  # monotonic
+
+BREAKER_STATES = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
+BREAKER_STATE = Gauge("murmur_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open",
+                      ["breaker"], multiprocess_mode="max")
+BREAKER_TRANSITIONS = Counter("murmur_breaker_transitions_total", "Circuit breaker transitions",
+                              ["breaker", "to"])
+BREAKER_REJECTIONS = Counter("murmur_breaker_rejections_total",
+                             "Calls refused at once because a breaker was open", ["breaker"])
+RETRIES = Counter("murmur_retries_total", "Retries of idempotent calls", ["dependency", "operation"])
+
+
+class DeadlineExceeded(Exception):
+    """The request's deadline has passed: give up instead of calling anything."""
+
+
+# ---------------------------------------------------------------------------- deadlines
+
+
+def start_deadline(header_value: str | None, budget: float | None) -> Token:
+    """Set this request's deadline from an incoming header, else from `budget` seconds."""
+    deadline = None
+    if header_value:
+        try:
+            deadline = time.monotonic() + (int(header_value) / 1000.0 - time.time())
+        except ValueError:
+            deadline = None
+    if deadline is None and budget is not None:
+        deadline = time.monotonic() + budget
+    elif deadline is not None and budget is not None:
+        deadline = min(deadline, time.monotonic() + budget)
+    return _deadline.set(deadline)
+
+
+def end_deadline(token: Token) -> None:
+    """Forget the request's deadline (at the end of the request)."""
+    _deadline.reset(token)
+
+
+def remaining() -> float | None:
+    """Seconds left before the deadline (None: no deadline)."""
+    deadline = _deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def timeout_within(timeout: float) -> float:
+    """`timeout`, shortened to the time left; raises DeadlineExceeded when none is left."""
+    left = remaining()
+    if left is None:
+        return timeout
+    if left <= 0.001:
+        raise DeadlineExceeded("the request's deadline has passed")
+    return min(timeout, left)
+
+
+def deadline_headers() -> dict[str, str]:
+    """The header that passes the remaining budget downstream (empty without a deadline)."""
+    left = remaining()
+    if left is None:
+        return {}
+    return {DEADLINE_HEADER: str(int((time.time() + max(left, 0.0)) * 1000))}
+
+
+# ------------------------------------------------------------------------------ retries
+
+
+def _stop_at_deadline(retry_state: tenacity.RetryCallState) -> bool:
+    left = remaining()
+    upcoming = retry_state.upcoming_sleep or 0.0
+    return left is not None and left <= upcoming
+
+
+def retrying(dependency: str, operation: str, *, attempts: int = 3, base: float = 0.05,
+             cap: float = 1.0, on: tuple[type[BaseException], ...] = (Exception,),
+             sleep: Callable[[float], None] = time.sleep) -> tenacity.Retrying:
+    """A tenacity policy for an idempotent call: full-jitter exponential backoff, at most
+    `attempts` tries, never past the deadline, never into an open breaker."""
+
+    def retryable(exc: BaseException) -> bool:
+        return isinstance(exc, on) and not isinstance(
+            exc, (pybreaker.CircuitBreakerError, DeadlineExceeded))
+
+    def count(_state: tenacity.RetryCallState) -> None:
+        RETRIES.labels(dependency, operation).inc()
+
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts) | _stop_at_deadline,
+        wait=tenacity.wait_random_exponential(multiplier=base, max=cap),
+        retry=tenacity.retry_if_exception(retryable),
+        before_sleep=count,
+        sleep=sleep,
+        reraise=True,
+    )
+
+
+def call_with_retries(policy: tenacity.Retrying, fn: Callable[..., T], *args: Any,
+                      **kwargs: Any) -> T:
+    """Run `fn` under a retry policy made by `retrying`."""
+    return policy(fn, *args, **kwargs)
+
+
+# ----------------------------------------------------------------------------- breakers
+
+
+class _Transitions(pybreaker.CircuitBreakerListener):
+    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any, new_state: Any) -> None:
+        old = old_state.name if old_state else "none"
+        BREAKER_STATE.labels(cb.name).set(BREAKER_STATES[new_state.name])
+        BREAKER_TRANSITIONS.labels(cb.name, new_state.name).inc()
+        level = logging.WARNING if new_state.name == pybreaker.STATE_OPEN else logging.INFO
+        log.log(level, "breaker %s: %s -> %s", cb.name, old, new_state.name,
+                extra={"fields": {"breaker": cb.name, "from": old, "to": new_state.name}})
+
+
+class Breaker(pybreaker.CircuitBreaker):
+    """pybreaker's breaker without its lock around the guarded call.
+
+    The state is read and updated under the lock; the call itself runs outside it, so
+    threads calling a healthy dependency run in parallel. While half-open, exactly one
+    trial call goes through and the others fail fast until it has answered.
+    """
+
+    def __init__(self, name: str, *, fail_max: int = 5, reset_timeout: float = 10.0,
+                 exclude: Iterable[type[BaseException] | Callable[[BaseException], bool]] = (),
+                 listeners: Iterable[pybreaker.CircuitBreakerListener] = ()) -> None:
+        super().__init__(fail_max=fail_max, reset_timeout=reset_timeout, exclude=list(exclude),
+                         listeners=[_Transitions(), *listeners], name=name)
+        self._trial_in_flight = False
+        BREAKER_STATE.labels(name).set(0)
+
+    def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:  # type: ignore[override]
+        """Run `func` if the breaker allows it; raises CircuitBreakerError when open."""
+        with self._lock:
+            state = self.state
+            if state.name == pybreaker.STATE_OPEN:
+                opened_at = self._state_storage.opened_at
+                if opened_at is not None and (time.time() - opened_at.timestamp()
+                                              < self.reset_timeout):
+                    BREAKER_REJECTIONS.labels(self.name).inc()
+                    raise pybreaker.CircuitBreakerError(f"{self.name} breaker is open")
+                self.half_open()
+                state = self.state
+            trial = state.name == pybreaker.STATE_HALF_OPEN
+            if trial:
+                if self._trial_in_flight:
+                    BREAKER_REJECTIONS.labels(self.name).inc()
+                    raise pybreaker.CircuitBreakerError(f"{self.name} breaker is half-open")
+                self._trial_in_flight = True
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            with self._lock:
+                if trial:
+                    self._trial_in_flight = False
+                # May raise CircuitBreakerError (the breaker just opened) or `exc` itself.
+                self.state._handle_error(exc, reraise=False)
+            raise
+        with self._lock:
+            if trial:
+                self._trial_in_flight = False
+            self.state._handle_success()
+        return result
+
+    @property
+    def is_open(self) -> bool:
+        """True while calls are refused without being tried."""
+        return self.current_state == pybreaker.STATE_OPEN
+
+
+_breakers: dict[str, Breaker] = {}
+_breakers_lock = threading.Lock()
+
+
+def breaker(name: str, **settings: Any) -> Breaker:
+    """The process's one breaker for dependency `name` (created on first use)."""
+    with _breakers_lock:
+        if name not in _breakers:
+            _breakers[name] = Breaker(name, **settings)
+        return _breakers[name]
+
+
+CircuitBreakerError = pybreaker.CircuitBreakerError

@@ -1,0 +1,144 @@
+"""Deadlines, retries and breakers behave as the resilience contract says."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pybreaker
+import pytest
+
+from common import resilience
+from common.resilience import Breaker, DeadlineExceeded
+
+
+class Boom(Exception):
+    pass
+
+
+def fail():
+    raise Boom("dependency down")
+
+
+def test_a_breaker_opens_after_its_threshold_and_then_fails_fast():
+    b = Breaker("unit-open", fail_max=3, reset_timeout=60)
+    for _ in range(2):
+        with pytest.raises(Boom):
+            b.call(fail)
+    with pytest.raises(pybreaker.CircuitBreakerError):
+        b.call(fail)  # the third failure trips it
+    calls = []
+    started = time.perf_counter()
+    with pytest.raises(pybreaker.CircuitBreakerError):
+        b.call(lambda: calls.append(1))
+    assert calls == [] and b.is_open
+    assert time.perf_counter() - started < 0.01
+
+
+def test_a_half_open_trial_that_succeeds_closes_the_breaker():
+    b = Breaker("unit-half-open", fail_max=1, reset_timeout=0.05)
+    with pytest.raises(pybreaker.CircuitBreakerError):
+        b.call(fail)
+    time.sleep(0.06)  # the reset timeout itself is what is under test
+    assert b.call(lambda: "ok") == "ok"
+    assert b.current_state == pybreaker.STATE_CLOSED
+
+
+def test_only_one_trial_call_goes_through_while_half_open():
+    b = Breaker("unit-one-trial", fail_max=1, reset_timeout=0.01)
+    with pytest.raises(pybreaker.CircuitBreakerError):
+        b.call(fail)
+    time.sleep(0.02)
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_trial():
+        entered.set()
+        release.wait(5)
+        return "ok"
+
+    t = threading.Thread(target=b.call, args=(slow_trial,))
+    t.start()
+    assert entered.wait(5)
+    with pytest.raises(pybreaker.CircuitBreakerError):
+        b.call(lambda: "second")
+    release.set()
+    t.join(5)
+    assert b.current_state == pybreaker.STATE_CLOSED
+
+
+def test_calls_through_one_breaker_run_in_parallel():
+    b = Breaker("unit-parallel", fail_max=5)
+    barrier = threading.Barrier(4, timeout=5)
+    results = []
+
+    def work():
+        barrier.wait()  # passes only if four calls are inside the breaker at once
+        return "done"
+
+    threads = [threading.Thread(target=lambda: results.append(b.call(work))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert results == ["done"] * 4
+
+
+def test_retries_stop_after_the_attempts_and_are_counted():
+    calls = []
+    policy = resilience.retrying("unit-dep", "read", attempts=3, base=0.001, sleep=lambda s: None)
+    before = resilience.RETRIES.labels("unit-dep", "read")._value.get()
+
+    def flaky():
+        calls.append(1)
+        raise Boom()
+
+    with pytest.raises(Boom):
+        resilience.call_with_retries(policy, flaky)
+    assert len(calls) == 3
+    assert resilience.RETRIES.labels("unit-dep", "read")._value.get() - before == 2
+
+
+def test_no_retry_goes_into_an_open_breaker():
+    calls = []
+    policy = resilience.retrying("unit-dep", "open", attempts=5, sleep=lambda s: None)
+
+    def refused():
+        calls.append(1)
+        raise pybreaker.CircuitBreakerError("open")
+
+    with pytest.raises(pybreaker.CircuitBreakerError):
+        resilience.call_with_retries(policy, refused)
+    assert len(calls) == 1
+
+
+def test_retries_stop_when_the_deadline_would_pass():
+    calls = []
+    policy = resilience.retrying("unit-dep", "deadline", attempts=50, base=10, cap=10,
+                                 sleep=lambda s: None)
+    token = resilience.start_deadline(None, budget=0.5)
+    try:
+        with pytest.raises(Boom):
+            resilience.call_with_retries(policy, lambda: calls.append(1) or fail())
+    finally:
+        resilience.end_deadline(token)
+    assert len(calls) < 50
+
+
+def test_a_deadline_from_the_caller_bounds_every_timeout():
+    header = str(int((time.time() + 0.2) * 1000))
+    token = resilience.start_deadline(header, budget=5.0)
+    try:
+        assert resilience.timeout_within(2.0) <= 0.2
+        assert int(resilience.deadline_headers()[resilience.DEADLINE_HEADER]) <= int(header) + 1
+    finally:
+        resilience.end_deadline(token)
+    assert resilience.timeout_within(2.0) == 2.0  # no deadline outside a request
+
+
+def test_a_passed_deadline_refuses_to_call_at_all():
+    token = resilience.start_deadline(str(int((time.time() - 1) * 1000)), budget=None)
+    try:
+        with pytest.raises(DeadlineExceeded):
+            resilience.timeout_within(1.0)
+    finally:
+        resilience.end_deadline(token)
