@@ -7,13 +7,17 @@ PY      := $(VENV)/bin/python
 STACK   := $(PY) local/stackctl.py
 PROFILE ?= dev
 SERVICE ?=
+DEP     ?=
+TOXIC   ?=
+MS      ?=
 USERS ?= 10000
 TWEETS ?= 3
 CELEBRITIES ?= 5
 PYTEST  := MURMUR_PROFILE=test $(PY) -m pytest
 
-.PHONY: help install up down status logs start stop clean bootstrap test test-unit \
-        test-integration test-platform test-e2e test-fault test-up seed bench api-docs
+.PHONY: help install up down status logs start stop restart reload rolling-restart toxic cut heal \
+        toxics clean bootstrap test test-unit test-integration test-platform test-e2e \
+        test-fault test-up seed bench api-docs trace
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,6 +43,27 @@ start: ## Start one component and wait until it is ready (SERVICE=x)
 stop: ## Stop one component (SERVICE=x); its port refuses afterwards
 	@$(STACK) stop $(SERVICE)
 
+restart: ## Restart one component gracefully and wait until it is ready (SERVICE=x)
+	@$(STACK) --profile $(PROFILE) restart $(SERVICE)
+
+reload: ## Replace a gunicorn service's workers in place, no request refused (SERVICE=x)
+	@$(STACK) --profile $(PROFILE) reload $(SERVICE)
+
+rolling-restart: ## Restart PROFILE's service processes one at a time, each ready before the next
+	@$(STACK) --profile $(PROFILE) rolling-restart
+
+toxic: ## Add a fault on one store's proxy (DEP=cassandra TOXIC=latency|timeout|reset MS=2000)
+	@$(STACK) toxic add $(DEP) $(TOXIC) $(MS)
+
+cut: ## Cut one store's proxy: the services' connections to it are refused (DEP=redis)
+	@$(STACK) toxic cut $(DEP)
+
+heal: ## Remove every fault from one store's proxy (DEP=x), or from all of them
+	@$(STACK) toxic heal $(DEP)
+
+toxics: ## List the Toxiproxy proxies in front of the stores and their faults
+	@$(STACK) toxic list
+
 bootstrap: ## Create databases, keyspaces and topics for PROFILE (idempotent)
 	@$(STACK) --profile $(PROFILE) bootstrap
 
@@ -52,6 +77,10 @@ bench: ## Benchmarks against the running stack: fan-out, home-timeline reads, by
 	@MURMUR_PROFILE=$(PROFILE) $(PY) bench/fanout_e2e.py
 	@MURMUR_PROFILE=$(PROFILE) $(PY) bench/fanout_e2e.py --prefill 800
 	@MURMUR_PROFILE=$(PROFILE) $(PY) bench/reads.py
+	@$(PY) bench/resilience.py
+
+trace: ## Print one trace as a tree (ID=<trace id>; default: the latest that reached fanout)
+	@MURMUR_PROFILE=$(PROFILE) $(PY) local/trace_tree.py $(if $(ID),--id $(ID))
 
 api-docs: ## Regenerate docs/api-reference.md from the gateway's OpenAPI document
 	@PYTHONPATH=services $(PY) -m gateway.apidoc > docs/api-reference.md

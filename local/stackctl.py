@@ -1,17 +1,26 @@
 """Run Murmur's local platform: the real stores and the services under supervisord.
 
-Usage: stackctl.py [--profile dev|test] up|down|status|start NAME|stop NAME|logs [NAME]|bootstrap
+Usage: stackctl.py [--profile dev|test] COMMAND [ARGS]
+  up | down | status | bootstrap | logs [NAME]
+  start NAME | stop NAME | restart NAME | reload NAME | rolling-restart
+  toxic add DEP latency|timeout|reset [MS] | toxic cut DEP | toxic heal [DEP] | toxic list
 
 Components are supervisord programs. `up` renders every config into the data folder,
 prepares first-start state (initdb, Kafka storage format, secrets), starts what is not
 running, waits for each component to answer a real query, then creates what the services
 need (database + migrations, keyspace + tables, topics). Every step is idempotent.
+
+The services reach each store through a Toxiproxy proxy (unless `MURMUR_TOXIPROXY=0` when
+the profile is brought up), so `toxic` can add latency, timeouts and resets to one
+dependency, or cut it, without touching the store itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
+import json
 import os
 import resource
 import pwd
@@ -50,12 +59,44 @@ PORTS = {
     "redis": port("REDIS", 16379),
     "kafka": port("KAFKA", 19092),
     "kafka_controller": port("KAFKA_CONTROLLER", 19093),
+    "kafka_proxied": port("KAFKA_PROXIED", 19094),  # the listener behind the kafka proxy
     "cassandra": port("CASSANDRA", 19042),
     "cassandra_storage": port("CASSANDRA_STORAGE", 17000),
     "cassandra_jmx": port("CASSANDRA_JMX", 17199),
     "toxiproxy": port("TOXIPROXY", 18474),
     "nginx_status": port("NGINX_STATUS", 18080),
 }
+
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """A Toxiproxy proxy in front of one store; services connect to its `listen` port."""
+
+    name: str
+    listen: int
+    upstream: int
+    direct: int  # where services connect when Toxiproxy is switched off
+    env: str  # the services' variable holding the port they connect to
+
+
+PROXIES = [
+    Proxy("postgres", port("PG_PROXY", 25432), PORTS["postgres"], PORTS["postgres"],
+          "MURMUR_PG_PORT"),
+    Proxy("redis", port("REDIS_PROXY", 26379), PORTS["redis"], PORTS["redis"],
+          "MURMUR_REDIS_PORT"),
+    Proxy("cassandra", port("CASSANDRA_PROXY", 29042), PORTS["cassandra"], PORTS["cassandra"],
+          "MURMUR_CASSANDRA_PORT"),
+    # Kafka tells a client which address to use after bootstrap. Its second listener
+    # advertises the proxy's address, so a client bootstrapped through the proxy keeps
+    # talking through it (and a cut proxy cuts all of its traffic).
+    Proxy("kafka", port("KAFKA_PROXY", 29092), PORTS["kafka_proxied"], PORTS["kafka"],
+          "MURMUR_KAFKA_PORT"),
+]
+
+# nginx skips a gateway for this long after it failed; a rolling restart waits it out
+# before taking the next gateway down, so nginx always has one it will use.
+NGINX_FAIL_TIMEOUT = 3
 
 # Heaps sized so the whole stack idles within 4 GiB; see docs/local-platform.md.
 KAFKA_HEAP = config.env("MURMUR_KAFKA_HEAP", "384m")
@@ -83,6 +124,8 @@ class Component:
     startsecs: int = 1
     directory: str | None = None
     prepare: Callable[[], None] | None = None  # first-start state, idempotent
+    configure: Callable[[], None] | None = None  # once ready, on every start (idempotent)
+    config_files: tuple[str, ...] = ()  # rendered files in ETC the process reads at start
 
     @property
     def log(self) -> Path:
@@ -137,7 +180,7 @@ def components() -> list[Component]:
         ),
         Component(
             "redis", f"{shutil.which('redis-server') or 'redis-server'} {ETC}/redis.conf",
-            PORTS["redis"], ready_redis, timeout=30,
+            PORTS["redis"], ready_redis, timeout=30, config_files=("redis.conf",),
         ),
         Component(
             "kafka",
@@ -146,6 +189,7 @@ def components() -> list[Component]:
             f"-Dlog4j.configuration=file:{ETC}/kafka-log4j.properties -Dkafka.logs.dir={LOG} "
             f"-cp '{jars}/kafka/*' kafka.Kafka {ETC}/kafka.properties",
             PORTS["kafka"], ready_kafka, timeout=120, startsecs=3, prepare=prepare_kafka,
+            config_files=("kafka.properties", "kafka-log4j.properties"),
         ),
         Component(
             "cassandra",
@@ -159,11 +203,16 @@ def components() -> list[Component]:
             f"-cp '{jars}/cassandra/*' org.apache.cassandra.service.CassandraDaemon",
             PORTS["cassandra"], ready_cassandra, timeout=180, startsecs=3, stopwaitsecs=60,
             directory=str(HOME / "cassandra"),
+            config_files=("cassandra.yaml", "cassandra-logback.xml"),
         ),
+        # Toxiproxy keeps no state: it loads the proxies from its config file when it starts
+        # (also after a crash and supervisord's restart), and `configure` makes a running one
+        # match the rendered list.
         Component(
             "toxiproxy",
-            f"{CACHE}/bin/toxiproxy-server -host {HOST} -port {PORTS['toxiproxy']}",
-            PORTS["toxiproxy"], ready_toxiproxy, timeout=20,
+            f"{CACHE}/bin/toxiproxy-server -host {HOST} -port {PORTS['toxiproxy']} "
+            f"-config {ETC}/toxiproxy.json",
+            PORTS["toxiproxy"], ready_toxiproxy, timeout=20, configure=populate_proxies,
         ),
     ]
     for prof in config.PROFILES.values():
@@ -207,6 +256,10 @@ def service_components(prof: config.Profile, prefix: str) -> list[Component]:
         full = f"{prefix}{name}"
         env = {"PYTHONPATH": str(REPO / "services"), "MURMUR_PROFILE": prof.name,
                "MURMUR_PROCESS": full, "PYTHONUNBUFFERED": "1"}
+        # Set either way, so a switch of MURMUR_TOXIPROXY changes the program's
+        # environment and supervisord restarts it with the new one.
+        proxied = toxiproxy_switch(prof.name)
+        env.update({p.env: str(p.listen if proxied else p.direct) for p in PROXIES})
         svc_port = 0
         if port_key:
             svc_port = config.SERVICE_PORTS[port_key] + prof.port_offset
@@ -279,6 +332,21 @@ def ready_toxiproxy() -> None:
     http_get(f"http://{HOST}:{PORTS['toxiproxy']}/version")
 
 
+def toxiproxy_switch(profile: str) -> bool:
+    """Whether `profile`'s services go through Toxiproxy, as its last `up` recorded."""
+    path = ETC / f"toxiproxy-{profile}.switch"
+    return not path.exists() or path.read_text().strip() != "off"
+
+
+def record_toxiproxy_switch(profile: str) -> None:
+    """`up` reads MURMUR_TOXIPROXY (default on) for its profile; other commands keep it."""
+    on = config.env_bool("MURMUR_TOXIPROXY", True)
+    write_if_changed(ETC / f"toxiproxy-{profile}.switch", "on\n" if on else "off\n")
+    if not on:
+        print(f"  Toxiproxy off for the {profile} profile: its services connect to the stores "
+              "directly", flush=True)
+
+
 def ready_http(url: str) -> Callable[[], None]:
     def check() -> None:
         http_get(url)
@@ -308,6 +376,147 @@ def http_get(url: str) -> None:
 
     with urllib.request.urlopen(url, timeout=2) as resp:
         resp.read()
+
+
+# ----------------------------------------------------------------------------- toxiproxy
+
+
+class ToxiproxyError(RuntimeError):
+    """Toxiproxy is not answering, or refused a request."""
+
+
+def toxiproxy(method: str, path: str, body: object = None) -> object:
+    """One call to Toxiproxy's HTTP API; returns the decoded JSON answer (None if empty)."""
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://{HOST}:{PORTS['toxiproxy']}{path}", data=data,
+                                 method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            raw = resp.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace").strip()
+        try:
+            detail = json.loads(detail).get("error", detail)
+        except (ValueError, AttributeError):
+            pass
+        raise ToxiproxyError(f"Toxiproxy refused {method} {path}: {exc.code} {detail}") from None
+    except OSError as exc:
+        raise ToxiproxyError(
+            f"Toxiproxy is not answering on {HOST}:{PORTS['toxiproxy']} ({exc}); "
+            "start it with `make start SERVICE=toxiproxy`") from None
+    return json.loads(raw) if raw else None
+
+
+def proxy_definitions() -> list[dict[str, object]]:
+    """The proxies as Toxiproxy's config file and /populate take them."""
+    return [{"name": p.name, "listen": f"{HOST}:{p.listen}",
+             "upstream": f"{HOST}:{p.upstream}", "enabled": True} for p in PROXIES]
+
+
+def populate_proxies() -> None:
+    """Create missing proxies and fix changed ones; a proxy already right is left as it is
+    (with its toxics: `up` on a stack under a fault does not heal it)."""
+    toxiproxy("POST", "/populate", proxy_definitions())
+
+
+# How each `make toxic TOXIC=x` maps onto a Toxiproxy toxic: (type, attribute holding MS).
+TOXICS = {"latency": ("latency", "latency"), "timeout": ("timeout", "timeout"),
+          "reset": ("reset_peer", "timeout")}
+
+
+def proxy_name(dep: str | None) -> str:
+    names = ", ".join(p.name for p in PROXIES)
+    if not dep:
+        sys.exit(f"which dependency? DEP=one of {names}")
+    if dep not in {p.name for p in PROXIES}:
+        sys.exit(f"unknown dependency {dep!r}: DEP=one of {names}")
+    return dep
+
+
+def describe_toxic(kind: str, ms: int) -> str:
+    if kind == "latency":
+        return f"every response delayed by {ms} ms"
+    if kind == "timeout":
+        return ("data stops; connections hang until healed" if ms == 0
+                else f"data stops; connections close after {ms} ms")
+    return "connections reset (TCP RST)" + (f" after {ms} ms" if ms else "")
+
+
+def toxic_add(dep: str | None, kind: str | None, ms_text: str | None) -> None:
+    """Add (or change) one toxic on a store's proxy."""
+    dep = proxy_name(dep)
+    if kind not in TOXICS:
+        sys.exit(f"unknown toxic {kind or ''!r}: TOXIC=one of {', '.join(TOXICS)}")
+    if kind == "latency" and not ms_text:
+        sys.exit("latency needs a delay: MS=<milliseconds>, e.g. MS=2000")
+    try:
+        ms = int(ms_text or 0)
+        if ms < 0:
+            raise ValueError
+    except ValueError:
+        sys.exit(f"MS must be a whole number of milliseconds, not {ms_text!r}")
+    toxic_type, attribute = TOXICS[kind]
+    name = f"{dep}_{kind}"  # one toxic per kind and proxy: adding it again changes it
+    existing = {t["name"] for t in toxiproxy("GET", f"/proxies/{dep}/toxics")}
+    if name in existing:
+        toxiproxy("POST", f"/proxies/{dep}/toxics/{name}", {"attributes": {attribute: ms}})
+    else:
+        toxiproxy("POST", f"/proxies/{dep}/toxics", {
+            "name": name, "type": toxic_type, "stream": "downstream", "toxicity": 1.0,
+            "attributes": {attribute: ms}})
+    print(f"{dep}: {describe_toxic(kind, ms)} (make heal DEP={dep} removes it)")
+
+
+def toxic_cut(dep: str | None) -> None:
+    """Disable a store's proxy: its open connections close and new ones are refused."""
+    dep = proxy_name(dep)
+    toxiproxy("POST", f"/proxies/{dep}", {"enabled": False})
+    print(f"{dep}: cut, connections refused (make heal DEP={dep} restores it)")
+
+
+def toxic_heal(dep: str | None) -> None:
+    """Remove every toxic from one proxy (or from all) and enable it again."""
+    names = [proxy_name(dep)] if dep else [p.name for p in PROXIES]
+    for name in names:
+        for toxic in toxiproxy("GET", f"/proxies/{name}/toxics") or []:
+            toxiproxy("DELETE", f"/proxies/{name}/toxics/{toxic['name']}")
+        toxiproxy("POST", f"/proxies/{name}", {"enabled": True})
+        print(f"{name}: healed")
+
+
+def toxic_list() -> None:
+    """One line per proxy: addresses, enabled or cut, and its toxics."""
+    proxies = toxiproxy("GET", "/proxies")
+    print(f"{'proxy':<11}{'listen':<18}{'upstream':<18}{'state':<9}toxics")
+    for name in sorted(proxies):
+        p = proxies[name]
+        toxics = ", ".join(
+            f"{t['type']} {json.dumps(t['attributes'], separators=(',', ':'))}"
+            for t in p.get("toxics") or []) or "-"
+        state = "enabled" if p["enabled"] else "cut"
+        print(f"{name:<11}{p['listen']:<18}{p['upstream']:<18}{state:<9}{toxics}")
+
+
+def cmd_toxic(args: list[str]) -> None:
+    action, rest = (args[0], args[1:]) if args else ("", [])
+    rest += [None] * 3  # type: ignore[list-item] - absent arguments read as None
+    try:
+        if action == "add":
+            toxic_add(rest[0], rest[1], rest[2])
+        elif action == "cut":
+            toxic_cut(rest[0])
+        elif action == "heal":
+            toxic_heal(rest[0])
+        elif action == "list":
+            toxic_list()
+        else:
+            sys.exit("usage: stackctl.py toxic add DEP latency|timeout|reset [MS] | "
+                     "cut DEP | heal [DEP] | list")
+    except ToxiproxyError as exc:
+        sys.exit(f"error: {exc}")
 
 
 # --------------------------------------------------------------------------- supervisord
@@ -345,7 +554,9 @@ def supervisord_conf() -> str:
         "[supervisorctl]", f"serverurl=unix://{RUN}/supervisor.sock", "",
     ]
     for comp in components():
-        env = {"PATH": f"{venv_bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        # A fixed PATH: the caller's own PATH would make every `up` from another shell
+        # look like a config change and restart every program.
+        env = {"PATH": f"{venv_bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                "MURMUR_HOME": str(HOME), **comp.environment}
         lines += [
             f"[program:{comp.name}]",
@@ -372,8 +583,13 @@ def supervisord_conf() -> str:
     return "\n".join(lines)
 
 
-def ensure_supervisord() -> None:
-    """Start supervisord if needed, and make it pick up a changed config."""
+def ensure_supervisord() -> list[str]:
+    """Start supervisord if needed, and make it pick up a changed config.
+
+    Returns the programs that were running and were stopped to apply a changed definition:
+    supervisord re-adds them stopped (every program has autostart=false), so the caller
+    starts them again.
+    """
     conf = ETC / "supervisord.conf"
     changed = write_if_changed(conf, supervisord_conf())
     if not supervisor_running():
@@ -386,10 +602,20 @@ def ensure_supervisord() -> None:
             if time.monotonic() > deadline:
                 sys.exit(f"supervisord did not start; see {LOG}/supervisord.log")
             time.sleep(0.1)
-    elif changed:
-        # What `supervisorctl update` does: add new programs, restart changed ones.
-        subprocess.run([sys.executable, "-m", "supervisor.supervisorctl", "-c", str(conf), "update"],
-                       check=True, stdout=subprocess.DEVNULL)
+        return []
+    if not changed:
+        return []
+    running = {p["name"] for p in supervisor().supervisor.getAllProcessInfo()
+               if p["statename"] in ("RUNNING", "STARTING")}
+    # `supervisorctl update` adds new programs, removes old ones, and stops, removes and
+    # re-adds the changed ones.
+    subprocess.run([sys.executable, "-m", "supervisor.supervisorctl", "-c", str(conf), "update"],
+                   check=True, stdout=subprocess.DEVNULL)
+    # A removed program is gone (UNKNOWN); a changed one is back, STOPPED.
+    stopped = sorted(name for name in running if process_info(name)["statename"] == "STOPPED")
+    for name in stopped:
+        print(f"  restarting {name}: its definition changed", flush=True)
+    return stopped
 
 
 def process_info(name: str) -> dict:
@@ -425,12 +651,16 @@ def render(template: str, dest: Path, **values: object) -> None:
 def render_configs() -> None:
     render("redis.conf.tmpl", ETC / "redis.conf", REDIS_PORT=PORTS["redis"],
            DATA_DIR=HOME / "redis")
+    kafka_proxy = next(p for p in PROXIES if p.name == "kafka")
     render("kafka.properties.tmpl", ETC / "kafka.properties", DATA_DIR=HOME / "kafka",
-           KAFKA_PORT=PORTS["kafka"], KAFKA_CONTROLLER_PORT=PORTS["kafka_controller"])
+           KAFKA_PORT=PORTS["kafka"], KAFKA_CONTROLLER_PORT=PORTS["kafka_controller"],
+           KAFKA_PROXIED_PORT=PORTS["kafka_proxied"], KAFKA_PROXY_PORT=kafka_proxy.listen)
     render("kafka-log4j.properties.tmpl", ETC / "kafka-log4j.properties")
     render("cassandra.yaml.tmpl", ETC / "cassandra.yaml", DATA_DIR=HOME / "cassandra",
            CASSANDRA_PORT=PORTS["cassandra"], CASSANDRA_STORAGE_PORT=PORTS["cassandra_storage"])
     render("cassandra-logback.xml.tmpl", ETC / "cassandra-logback.xml")
+    if write_if_changed(ETC / "toxiproxy.json", json.dumps(proxy_definitions(), indent=2) + "\n"):
+        CHANGED_CONFIGS.add(ETC / "toxiproxy.json")
     for prof in config.PROFILES.values():
         (HOME / "nginx" / prof.name / "logs").mkdir(parents=True, exist_ok=True)
         (HOME / "nginx" / prof.name / "tmp").mkdir(parents=True, exist_ok=True)
@@ -439,7 +669,8 @@ def render_configs() -> None:
                STATUS_PORT=PORTS["nginx_status"] + prof.port_offset,
                RATE_LIMIT=config.env_int("MURMUR_RATE_LIMIT", 200),
                GATEWAY_UPSTREAMS="".join(
-                   f"        server {HOST}:{p + prof.port_offset} max_fails=2 fail_timeout=5s;\n"
+                   f"        server {HOST}:{p + prof.port_offset} max_fails=2 "
+                   f"fail_timeout={NGINX_FAIL_TIMEOUT}s;\n"
                    for p in (config.SERVICE_PORTS["gateway"], config.SERVICE_PORTS["gateway-2"])
                ).rstrip("\n"))
 
@@ -552,14 +783,48 @@ def prepare_kafka() -> None:
 
 def start(comps: list[Component]) -> None:
     """Start the given components (if not running) and wait until each answers."""
-    ensure_supervisord()
+    names = {c.name for c in comps}
+    comps = comps + [component(n) for n in ensure_supervisord() if n not in names]
     server = supervisor()
-    pending = []
     for comp in comps:
         if process_info(comp.name)["statename"] not in ("RUNNING", "STARTING"):
             server.supervisor.startProcess(comp.name, False)
-        pending.append(comp)
-    wait_ready(pending)
+            stamp_config(comp)
+    wait_ready(comps)
+    for comp in comps:
+        if comp.configure:
+            comp.configure()
+
+
+def config_stamp(comp: Component) -> Path:
+    return RUN / "config-stamps" / comp.name
+
+
+def config_digest(comp: Component) -> str:
+    digest = hashlib.sha256()
+    for name in comp.config_files:
+        digest.update((ETC / name).read_bytes())
+    return digest.hexdigest()
+
+
+def stamp_config(comp: Component) -> None:
+    """Remember which rendered config a component was started with."""
+    if comp.config_files:
+        write_if_changed(config_stamp(comp), config_digest(comp))
+
+
+def restart_stale(comps: list[Component]) -> None:
+    """Stop running components whose rendered config changed since they started (the
+    following `start` brings them back on the new one)."""
+    for comp in comps:
+        if not comp.config_files or process_info(comp.name)["statename"] != "RUNNING":
+            continue
+        stamp = config_stamp(comp)
+        if not stamp.exists():  # started before stamps were kept: adopt the running one
+            stamp_config(comp)
+        elif stamp.read_text() != config_digest(comp):
+            print(f"  restarting {comp.name}: its configuration changed", flush=True)
+            supervisor().supervisor.stopProcess(comp.name, True)
 
 
 def wait_ready(comps: list[Component]) -> None:
@@ -624,10 +889,15 @@ def stores_and_tier(profile: str) -> list[Component]:
 def cmd_up(profile: str) -> None:
     t0 = time.monotonic()
     comps = stores_and_tier(profile)
-    prepare(comps)
     print(f"Starting Murmur ({profile} profile); data in {HOME}", flush=True)
-    # Schema before services: the services expect their tables and topics to exist.
-    start([c for c in comps if c.profile is None])
+    record_toxiproxy_switch(profile)
+    prepare(comps)
+    stores = [c for c in comps if c.profile is None]
+    if supervisor_running():
+        restart_stale(stores)
+    # Stores (Toxiproxy among them) before services, and the schema too: the services
+    # expect their proxies, tables and topics to exist.
+    start(stores)
     import bootstrap
 
     bootstrap.run(profile)
@@ -708,6 +978,91 @@ def cmd_start(name: str) -> None:
     start(comps)
 
 
+def cmd_restart(name: str) -> None:
+    """Stop one component gracefully (SIGTERM: in-flight work finishes), start it, wait
+    until it is ready."""
+    t0 = time.monotonic()
+    cmd_stop(name)
+    cmd_start(name)
+    print(f"restarted {name} in {time.monotonic() - t0:.1f}s", flush=True)
+
+
+def gunicorn_workers(master: int) -> set[int]:
+    """The worker pids of a gunicorn master (its children)."""
+    return {int(pid) for pid in
+            Path(f"/proc/{master}/task/{master}/children").read_text().split()}
+
+
+def poll(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            sys.exit(f"ERROR: {what} did not happen within {timeout:.0f}s")
+        time.sleep(0.1)
+
+
+def cmd_reload(name: str) -> None:
+    """Replace every worker of a gunicorn service without closing its socket: add as many
+    new workers as it has, wait until each has loaded the app, then retire the old ones
+    (SIGTERM: each finishes its in-flight requests). For a service with one instance, this
+    is the restart that never refuses or delays a request."""
+    comp = component(name)
+    if "gunicorn" not in comp.command:
+        sys.exit(f"{name} is not a gunicorn service; use `make restart SERVICE={name}`")
+    info = process_info(name)
+    if info["statename"] != "RUNNING":
+        sys.exit(f"{name} is not running; use `make start SERVICE={name}`")
+    t0 = time.monotonic()
+    master, server = info["pid"], supervisor()
+    markers = RUN / "gunicorn" / name  # written by common.gunicorn_conf.post_worker_init
+    old = gunicorn_workers(master)
+    # One signal at a time: the same signal sent twice before it is handled counts once.
+    for _ in old:
+        count = len(gunicorn_workers(master))
+        server.supervisor.signalProcess(name, "TTIN")
+        poll(lambda: len(gunicorn_workers(master)) > count, 15, f"a new worker of {name}")
+    new = gunicorn_workers(master) - old
+    poll(lambda: all((markers / str(pid)).exists() for pid in new), 60,
+         f"the new workers of {name} loading the app")
+    for _ in old:
+        count = len(gunicorn_workers(master))
+        server.supervisor.signalProcess(name, "TTOU")  # gunicorn retires the oldest worker
+        poll(lambda: len(gunicorn_workers(master)) < count, 40, f"an old worker of {name} leaving")
+    if gunicorn_workers(master) & old:
+        sys.exit(f"ERROR: {name} still runs old workers {sorted(gunicorn_workers(master) & old)}")
+    wait_ready([comp])
+    print(f"reloaded {name}: {len(new)} new workers in {time.monotonic() - t0:.1f}s", flush=True)
+
+
+# Gateways first, restarted (nginx retries idempotent requests on the other one), then the
+# services they call, reloaded in place (one instance each, so a stop would refuse calls),
+# then the relays and fanout, restarted (they serve no requests; what they had not yet
+# committed is processed again by the new process, and every consumer is idempotent).
+ROLLING_ORDER = [("gateway-1", "restart"), ("gateway-2", "restart"), ("users", "reload"),
+                 ("timeline", "reload"), ("users-relay", "restart"),
+                 ("timeline-relay", "restart"), ("fanout", "restart")]
+
+
+def cmd_rolling_restart(profile: str) -> None:
+    """Restart every service process of `profile`, one at a time, each ready before the next."""
+    prefix = "" if profile == "dev" else f"{profile}-"
+    present = {c.name for c in components() if c.profile == profile}
+    t0 = time.monotonic()
+    for base, how in ROLLING_ORDER:
+        name = prefix + base
+        if name not in present:
+            continue
+        if how == "reload" and process_info(name)["statename"] == "RUNNING":
+            cmd_reload(name)
+        else:
+            cmd_restart(name)
+        if base.startswith("gateway-"):
+            # nginx may still skip this gateway for fail_timeout after its last failed
+            # connection; the next one goes down only once nginx uses this one again.
+            time.sleep(NGINX_FAIL_TIMEOUT + 0.5)
+    print(f"rolling restart of the {profile} profile done in {time.monotonic() - t0:.1f}s")
+
+
 def cmd_logs(name: str | None) -> None:
     files = [str(component(name).log)] if name else sorted(str(p) for p in LOG.glob("*.log"))
     if not files:
@@ -719,12 +1074,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=config.env("MURMUR_PROFILE", "dev"),
                         choices=sorted(config.PROFILES))
-    parser.add_argument("command", choices=["up", "down", "status", "start", "stop", "logs",
-                                            "bootstrap", "prepare"])
-    parser.add_argument("name", nargs="?")
+    parser.add_argument("command", choices=[
+        "up", "down", "status", "start", "stop", "restart", "reload", "rolling-restart", "logs",
+        "toxic", "bootstrap", "prepare"])
+    parser.add_argument("args", nargs="*")
     args = parser.parse_args(argv)
+    args.name = args.args[0] if args.args else None
     os.environ["MURMUR_PROFILE"] = args.profile
-    if args.command in ("start", "stop") and not args.name:
+    if args.command in ("start", "stop", "restart", "reload") and not args.name:
         parser.error(f"{args.command} needs a component name (SERVICE=x)")
     if args.command == "up":
         cmd_up(args.profile)
@@ -736,6 +1093,14 @@ def main(argv: list[str] | None = None) -> int:
         cmd_start(args.name)
     elif args.command == "stop":
         cmd_stop(args.name)
+    elif args.command == "restart":
+        cmd_restart(args.name)
+    elif args.command == "reload":
+        cmd_reload(args.name)
+    elif args.command == "rolling-restart":
+        cmd_rolling_restart(args.profile)
+    elif args.command == "toxic":
+        cmd_toxic(args.args)
     elif args.command == "logs":
         cmd_logs(args.name)
     elif args.command == "prepare":

@@ -162,9 +162,10 @@ def stores() -> Stores:
     )
 
 
-# Base ports of the services; a profile adds its port_offset (dev 0, test 10).
-SERVICE_PORTS = {"gateway": 18001, "gateway-2": 18002, "users": 18101, "timeline": 18201,
-                 "fanout": 18301}
+# Base ports of the services; a profile adds its port_offset (dev 0, test 10). The relays
+# serve only /healthz, /readyz and /metrics on theirs.
+SERVICE_PORTS = {"gateway": 18001, "gateway-2": 18002, "users": 18101, "users-relay": 18102,
+                 "timeline": 18201, "timeline-relay": 18202, "fanout": 18301}
 
 
 def service_port(name: str) -> int:

@@ -16,7 +16,10 @@ from __future__ import annotations
 import struct
 from typing import Iterable, Protocol, Sequence
 
+from opentelemetry import trace
+
 _ID = struct.Struct(">Q")
+_tracer = trace.get_tracer("murmur.home_timeline")
 
 # One call writes one tweet id into many timelines and trims each to the cap: far fewer
 # round trips and command parses than a ZADD + ZREMRANGEBYRANK pair per follower.
@@ -59,6 +62,12 @@ def key(user_id: int) -> str:
     return f"home:{user_id}"
 
 
+def _describe(span, tweet_id: int, user_ids: Sequence[int], changed: int) -> None:
+    if span.is_recording():
+        span.set_attributes({"murmur.tweet_id": str(tweet_id),
+                             "murmur.timelines": len(user_ids), "murmur.changed": changed})
+
+
 class RedisLike(Protocol):
     def register_script(self, script: str): ...
 
@@ -77,11 +86,17 @@ class HomeTimelines:
 
     def deliver(self, tweet_id: int, user_ids: Sequence[int]) -> int:
         """Put `tweet_id` into each user's timeline; returns how many entries were new."""
-        return self._run_batched(self._add, user_ids, [encode(tweet_id), self.cap])
+        with _tracer.start_as_current_span("home_timeline.deliver") as span:
+            added = self._run_batched(self._add, user_ids, [encode(tweet_id), self.cap])
+            _describe(span, tweet_id, user_ids, added)
+            return added
 
     def retract(self, tweet_id: int, user_ids: Sequence[int]) -> int:
         """Remove `tweet_id` from each user's timeline; returns how many entries went."""
-        return self._run_batched(self._remove, user_ids, [encode(tweet_id)])
+        with _tracer.start_as_current_span("home_timeline.retract") as span:
+            removed = self._run_batched(self._remove, user_ids, [encode(tweet_id)])
+            _describe(span, tweet_id, user_ids, removed)
+            return removed
 
     def _run_batched(self, script, user_ids: Sequence[int], args: list) -> int:
         if not user_ids:

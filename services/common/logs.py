@@ -8,14 +8,13 @@ import logging
 import sys
 import time
 
+from opentelemetry import trace
+
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
 
 def _trace_ids() -> tuple[str, str]:
-    try:
-        from opentelemetry import trace
-    except ImportError:
-        return "", ""
+    # The current span of this thread (see common.tracing); empty outside any span.
     ctx = trace.get_current_span().get_span_context()
     if not ctx.is_valid:
         return "", ""

@@ -39,6 +39,12 @@ BREAKER_TRANSITIONS = Counter("murmur_breaker_transitions_total", "Circuit break
 BREAKER_REJECTIONS = Counter("murmur_breaker_rejections_total",
                              "Calls refused at once because a breaker was open", ["breaker"])
 RETRIES = Counter("murmur_retries_total", "Retries of idempotent calls", ["dependency", "operation"])
+# Bulkheads: saturation of each dependency's bounded pool (in use / size). Per worker process,
+# since each has its own pools: the busiest worker is the one that matters.
+POOL_IN_USE = Gauge("murmur_pool_in_use", "Connections of a dependency's pool in use",
+                    ["dependency"], multiprocess_mode="livemax")
+POOL_SIZE = Gauge("murmur_pool_size", "Connections a dependency's pool holds at most",
+                  ["dependency"], multiprocess_mode="livemax")
 
 
 class DeadlineExceeded(Exception):
@@ -153,9 +159,14 @@ class Breaker(pybreaker.CircuitBreaker):
 
     def __init__(self, name: str, *, fail_max: int = 5, reset_timeout: float = 10.0,
                  exclude: Iterable[type[BaseException] | Callable[[BaseException], bool]] = (),
+                 ignore: Iterable[type[BaseException]] = (),
                  listeners: Iterable[pybreaker.CircuitBreakerListener] = ()) -> None:
+        """`exclude`: errors that prove the dependency answered (they count as successes);
+        `ignore`: errors that say nothing about it, e.g. the caller's own deadline running
+        out (they count as neither, and a half-open breaker stays half-open)."""
         super().__init__(fail_max=fail_max, reset_timeout=reset_timeout, exclude=list(exclude),
                          listeners=[_Transitions(), *listeners], name=name)
+        self._ignored = tuple(ignore)
         self._trial_in_flight = False
         BREAKER_STATE.labels(name).set(0)
 
@@ -184,7 +195,8 @@ class Breaker(pybreaker.CircuitBreaker):
                 if trial:
                     self._trial_in_flight = False
                 # May raise CircuitBreakerError (the breaker just opened) or `exc` itself.
-                self.state._handle_error(exc, reraise=False)
+                if not isinstance(exc, self._ignored):
+                    self.state._handle_error(exc, reraise=False)
             raise
         with self._lock:
             if trial:
@@ -196,6 +208,14 @@ class Breaker(pybreaker.CircuitBreaker):
     def is_open(self) -> bool:
         """True while calls are refused without being tried."""
         return self.current_state == pybreaker.STATE_OPEN
+
+    def time_to_trial(self) -> float:
+        """Seconds until an open breaker lets a trial call through (0 unless open)."""
+        with self._lock:
+            opened_at = self._state_storage.opened_at
+            if self.state.name != pybreaker.STATE_OPEN or opened_at is None:
+                return 0.0
+            return max(0.0, self.reset_timeout - (time.time() - opened_at.timestamp()))
 
 
 _breakers: dict[str, Breaker] = {}

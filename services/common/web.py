@@ -1,23 +1,28 @@
 """The Flask plumbing every Murmur HTTP service shares.
 
 `create_base_app` gives a Flask app with: request ids (from X-Request-ID or minted),
-problem+json for every error, request metrics by route, `/healthz`, `/readyz` (runs the
-service's dependency checks) and `/metrics`. Services add their own blueprints on top.
+problem+json for every error, request metrics by route, a trace span per request (the
+tracing SDK is set up here, in the worker, after gunicorn forked), `/healthz`, `/readyz`
+(runs the service's dependency checks) and `/metrics`. Services add their own blueprints
+on top. `ProbeServer` serves the same probes for processes without an HTTP API.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import uuid
 from typing import Callable
 
 from flask import Flask, Response, g, jsonify, request
+from opentelemetry import trace
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -25,7 +30,7 @@ from prometheus_client import (
 )
 from werkzeug.exceptions import HTTPException
 
-from common import logs, resilience
+from common import logs, resilience, tracing
 from common.problems import PROBLEM_JSON, Problem
 
 log = logging.getLogger("murmur.web")
@@ -35,6 +40,11 @@ REQUESTS = Counter("murmur_http_requests_total", "HTTP requests served",
 LATENCY = Histogram("murmur_http_request_duration_seconds", "HTTP request duration",
                     ["service", "method", "route"],
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+
+# Shared by both outbox relays (one definition, whichever relays a process imports).
+OUTBOX_BACKLOG = Gauge("murmur_outbox_backlog",
+                       "Outbox rows waiting to be published to Kafka, by outbox",
+                       ["outbox"], multiprocess_mode="livesum")
 
 ReadinessCheck = Callable[[], None]  # raises when the dependency does not answer
 
@@ -66,7 +76,11 @@ def create_base_app(service: str, checks: dict[str, ReadinessCheck] | None = Non
     subclass that documents its routes); by default a plain Flask app is made.
     """
     logs.configure(service)
+    if tracing.wanted():
+        tracing.setup(service)
     app = app if app is not None else Flask(service)
+    # First, so the request's span is current in every hook registered below.
+    tracing.instrument_app(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.config["MURMUR_SERVICE"] = service
     readiness = dict(checks or {})
@@ -78,6 +92,7 @@ def create_base_app(service: str, checks: dict[str, ReadinessCheck] | None = Non
         rid = request.headers.get("X-Request-ID") or uuid.uuid4().hex
         g.request_id = rid
         g.request_id_token = logs.request_id_var.set(rid)
+        trace.get_current_span().set_attribute("murmur.request_id", rid)
         # The caller's remaining budget (Murmur-Deadline), else this service's own budget.
         g.deadline_token = resilience.start_deadline(
             request.headers.get(resilience.DEADLINE_HEADER), deadline_budget)
@@ -142,3 +157,37 @@ def create_base_app(service: str, checks: dict[str, ReadinessCheck] | None = Non
         return Response(metrics_payload(), mimetype=CONTENT_TYPE_LATEST)
 
     return app
+
+
+class ProbeServer:
+    """/healthz, /readyz and /metrics of a process without an HTTP API, on a thread."""
+
+    def __init__(self, service: str, host: str, port: int,
+                 checks: dict[str, ReadinessCheck] | None = None) -> None:
+        from werkzeug.serving import make_server
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log per probe
+        self.server = make_server(host, port, create_base_app(service, checks), threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="probes",
+                                       daemon=True)
+
+    def start(self) -> None:
+        """Serve on the background thread."""
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def serve_probes(service: str, host: str, port: int,
+                 checks: dict[str, ReadinessCheck] | None = None) -> ProbeServer | None:
+    """Start a ProbeServer; None (with a warning) if the port is taken, e.g. by a standby."""
+    try:
+        probes = ProbeServer(service, host, port, checks)
+    except OSError as exc:
+        log.warning("no /metrics for %s: cannot listen on %s:%d: %s", service, host, port, exc)
+        return None
+    probes.start()
+    return probes

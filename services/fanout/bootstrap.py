@@ -54,7 +54,9 @@ def bootstrap(config: FanoutConfig | None = None, *, followers: FollowerSource |
         users = UsersFollowerSource(
             config.users_url, http.session(pool_size=2 * width),
             page_size=config.follower_page_size, timeout=timeout,
-            read_ahead=ThreadPoolExecutor(width, thread_name_prefix="users-read-ahead"))
+            read_ahead=ThreadPoolExecutor(width, thread_name_prefix="users-read-ahead"),
+            breaker=http.breaker("users", fail_max=config.breaker_fail_max,
+                                 reset_timeout=config.breaker_reset))
         closers.append(users.close)
         followers = users
     if tweets is None:
@@ -63,13 +65,18 @@ def bootstrap(config: FanoutConfig | None = None, *, followers: FollowerSource |
 
         tweet_ids = TimelineTweetIds(config.timeline_url,
                                      http.session(pool_size=max(1, config.partition_concurrency)),
-                                     timeout=timeout)
+                                     timeout=timeout,
+                                     breaker=http.breaker("timeline",
+                                                          fail_max=config.breaker_fail_max,
+                                                          reset_timeout=config.breaker_reset))
         closers.append(tweet_ids.close)
         tweets = tweet_ids
     if timelines is None:
         from fanout.adapters import redis_timelines
 
-        client = redis_timelines.client(config.stores.redis_url, config.redis_timeout)
+        # Bounded pool: one connection per partition processed at once, plus readiness.
+        client = redis_timelines.client(config.stores.redis_url, config.redis_timeout,
+                                        max_connections=config.partition_concurrency + 2)
         closers.append(client.close)
         redis_port = redis_timelines.RedisTimelines(
             HomeTimelines(client, cap=config.home_timeline_cap, batch=config.delivery_batch))
@@ -87,6 +94,8 @@ def bootstrap(config: FanoutConfig | None = None, *, followers: FollowerSource |
         consumer = kafka.consumer(config)
         # close() without committing: the worker commits exactly what it processed.
         closers.append(lambda: consumer.close(autocommit=False))
+        # The worker's own consumer runs the production loop, so the lag monitor runs too.
+        closers.append(kafka.lag_monitor(config).start().close)
 
     ports = Ports(followers=followers, timelines=timelines, tweets=tweets)
     policy = Policy(celebrity_threshold=config.celebrity_threshold,

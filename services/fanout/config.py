@@ -39,6 +39,9 @@ class FanoutConfig:
     transient_backoff_initial: float = 0.2  # pause of a partition whose dependency is down
     transient_backoff_max: float = 10.0
     kafka_request_timeout_ms: int = 10_000
+    lag_interval: float = 5.0  # seconds between consumer-lag refreshes
+    breaker_fail_max: int = 5  # outages in a row before calls to users/timeline fail at once
+    breaker_reset: float = 5.0  # seconds a breaker stays open before a trial call
 
 
 def load() -> FanoutConfig:
@@ -67,4 +70,7 @@ def load() -> FanoutConfig:
         offset_reset=env("FANOUT_OFFSET_RESET", "earliest"),
         poison_attempts=env_int("FANOUT_POISON_ATTEMPTS", 3),
         transient_backoff_max=env_float("FANOUT_TRANSIENT_BACKOFF_MAX", 10.0),
+        lag_interval=env_float("FANOUT_LAG_INTERVAL", 5.0),
+        breaker_fail_max=env_int("FANOUT_BREAKER_FAIL_MAX", 5),
+        breaker_reset=env_float("FANOUT_BREAKER_RESET", 5.0),
     )

@@ -15,10 +15,11 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Callable, Protocol, Sequence
 
+from opentelemetry import trace
 from tenacity import Retrying, retry_if_not_exception_type, stop_after_attempt
 from tenacity import wait_exponential_jitter
 
-from common import logs
+from common import logs, tracing
 from common.events import Event, InvalidEvent
 from fanout import domain, metrics
 from fanout.domain import Ports, Policy, Refused, Unavailable
@@ -63,7 +64,15 @@ class RecordProcessor:
         """Handle one record; never raises for a bad message or a failing dependency."""
         token = logs.request_id_var.set(_header(message, "request_id"))
         try:
-            return self._process(message)
+            # The span continues the producer's trace from the record headers, so the
+            # users calls and Redis writes below nest under the post that caused them.
+            with tracing.consumer_span(message.topic, message.partition, message.offset,
+                                       message.key, message.headers) as span:
+                outcome = self._process(message)
+                span.set_attribute("murmur.outcome", outcome.value)
+                if outcome is not Outcome.PROCESSED:
+                    tracing.record_error(span, outcome.value)
+                return outcome
         finally:
             logs.request_id_var.reset(token)
 
@@ -72,6 +81,9 @@ class RecordProcessor:
             event = Event.from_json(message.value)
         except InvalidEvent as exc:
             return self._dead_letter(message, "unknown", exc, "invalid", attempts=1)
+        span = trace.get_current_span()
+        span.set_attribute("murmur.event.type", event.type)
+        span.set_attribute("murmur.event.id", str(event.event_id))
         tries = 0
 
         def attempt() -> int:

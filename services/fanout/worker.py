@@ -22,7 +22,8 @@ from typing import Any, Callable, Iterable
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from common import logs
+from common import logs, tracing
+from common.web import ProbeServer
 from fanout import metrics
 from fanout.adapters.kafka import RevocationListener
 from fanout.processing import Outcome, RecordProcessor
@@ -167,26 +168,6 @@ def _names(partitions: Iterable[TopicPartition]) -> str:
     return ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)) or "none"
 
 
-class HealthServer:
-    """/healthz, /readyz and /metrics from the shared Flask app, on a background thread."""
-
-    def __init__(self, host: str, port: int, checks: dict[str, Callable[[], None]]) -> None:
-        from werkzeug.serving import make_server
-
-        from common.web import create_base_app
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log per probe
-        self.server = make_server(host, port, create_base_app("fanout", checks), threaded=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="health",
-                                       daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-
-
 def clear_multiprocess_dir() -> None:
     """Drop metric files of an earlier run of this process (it is the folder's only writer)."""
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -204,6 +185,7 @@ def main() -> int:
     logs.configure("fanout")
     clear_multiprocess_dir()
     fanout = bootstrap.bootstrap(cfg)
+    tracing.setup("fanout")  # after bootstrap imported the clients it instruments
     worker = Worker(fanout.consumer, fanout.processor, cfg.topics,
                     poll_timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_poll_records,
                     backoff_initial=cfg.transient_backoff_initial,
@@ -214,7 +196,8 @@ def main() -> int:
         if worker.last_poll is None or time.monotonic() - worker.last_poll > 60:
             raise RuntimeError("the consumer loop has not polled in the last 60 s")
 
-    health = HealthServer(cfg.bind_host, cfg.port, {**fanout.checks, "consumer": loop_alive})
+    health = ProbeServer("fanout", cfg.bind_host, cfg.port,
+                         {**fanout.checks, "consumer": loop_alive})
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: worker.stop())
     health.start()
@@ -225,6 +208,7 @@ def main() -> int:
     finally:
         health.stop()
         fanout.close()
+        tracing.shutdown()
         log.info("fanout worker closed")
     return 0
 

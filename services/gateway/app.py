@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from flask import Flask
 from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
 
+from common import resilience
 from common.problems import validation_failed
 from common.web import create_base_app
 
@@ -23,8 +24,11 @@ DESCRIPTION = """The public API of Murmur, a Twitter-style microservices referen
 Errors are RFC 9457 `application/problem+json`; invalid input answers 422 with
 `errors: [{field, message}]`. Lists are cursor-paginated: `?limit=1..100&cursor=<opaque>`
 answers `{items, next_cursor}`. Ids are strings. A response built from a fallback carries
-`Murmur-Degraded: <reason>`. 429 (rate limit) and 503 (a dependency is down) come with
-`Retry-After`."""
+`Murmur-Degraded: <reason>`. 429 (rate limit) and 503 (a dependency is down, or did not
+answer within the request's time budget of a few seconds) come with `Retry-After`."""
+
+# WSGI environ key of the header that carries a request's deadline between services.
+DEADLINE_ENVIRON_KEY = "HTTP_" + resilience.DEADLINE_HEADER.upper().replace("-", "_")
 
 
 def field_name(loc: tuple[Any, ...]) -> str:
@@ -38,9 +42,26 @@ def reject_invalid(error: ValidationError) -> None:
                              for e in error.errors(include_url=False)])
 
 
+class IgnoreClientDeadline:
+    """WSGI middleware dropping a client's `Murmur-Deadline` before the app sees it.
+
+    The deadline header is trusted between Murmur's services only. At the edge, a client's
+    value (on a clock that is not ours) would set the budget of every downstream call, so
+    the gateway always starts each request from its own budget.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        environ.pop(DEADLINE_ENVIRON_KEY, None)
+        return self.app(environ, start_response)
+
+
 def create_app(config: GatewayConfig | None = None, **overrides: object) -> Flask:
     """The gateway app; `overrides` replace collaborators (see gateway.bootstrap)."""
-    gw = bootstrap(config or GatewayConfig.load(), **overrides)
+    config = config or GatewayConfig.load()
+    gw = bootstrap(config, **overrides)
     app = OpenAPI(
         SERVICE,
         info=Info(title="Murmur API", version=API_VERSION, description=DESCRIPTION),
@@ -51,7 +72,9 @@ def create_app(config: GatewayConfig | None = None, **overrides: object) -> Flas
         validation_error_callback=reject_invalid,
         doc_ui=False,  # the document is served by views.openapi_document under /api/v1
     )
-    create_base_app(SERVICE, {"jwt_public_key": gw.tokens.public_key}, app=app)
+    create_base_app(SERVICE, {"jwt_public_key": gw.tokens.public_key}, app=app,
+                    deadline_budget=config.request_budget)
+    app.wsgi_app = IgnoreClientDeadline(app.wsgi_app)  # type: ignore[method-assign]
     app.extensions["gateway"] = gw
     app.url_map.converters["username"] = views.UsernameConverter
     app.register_api(views.api)

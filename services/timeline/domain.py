@@ -9,13 +9,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import time
 import zlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Protocol, Sequence
 
-from common import events, ids
+from common import events, ids, tracing
 from common.problems import Problem, not_found, validation_failed
 
 MAX_TEXT_LENGTH = 280
@@ -24,6 +25,9 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_BACKFILL_IDS = 800
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+REBUILT = "home-timeline-rebuilt"  # Murmur-Degraded of a home timeline read without Redis
+
+log = logging.getLogger("murmur.timeline")
 
 
 # ------------------------------------------------------------------------------ model
@@ -228,7 +232,14 @@ def fingerprint(text: str) -> str:
 
 
 class DependencyUnavailable(Exception):
-    """A collaborator did not answer in time; callers may degrade instead of failing."""
+    """A collaborator did not answer in time; callers may degrade instead of failing.
+
+    Without a fallback it is a 503, with `retry_after` seconds as Retry-After.
+    """
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -286,6 +297,8 @@ class IdempotencyStore(Protocol):
 class Followees(Protocol):
     def celebrities(self, user_id: int) -> list[int]: ...
 
+    def followees(self, user_id: int, limit: int) -> list[int]: ...
+
 
 class IdSource(Protocol):
     def next_id(self) -> int: ...
@@ -305,6 +318,7 @@ class Ports:
     outbox_buckets: int = 16
     idempotency_wait: float = 3.0
     celebrity_authors_max: int = 200
+    rebuild_followees_max: int = 200  # authors read when a home timeline is rebuilt
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
 
@@ -327,26 +341,45 @@ def post_tweet(cmd: PostTweet, ports: Ports) -> Tweet:
     tweet = Tweet(tweet_id, cmd.author_id, text, created_at_of(tweet_id))
     message = to_outbox(TweetPosted(tweet.id, tweet.author_id, tweet.created_at),
                         ports.ids.next_id(), ports.tweets_topic, ports.outbox_buckets,
-                        {"request_id": cmd.request_id} if cmd.request_id else None)
+                        {**({"request_id": cmd.request_id} if cmd.request_id else {}),
+                         **tracing.current_trace_headers()})
     try:
         ports.tweets.save_posted(tweet, message)
     except Exception:
         if claim is not None:
-            # Whether the batch landed is unknown; a retry takes over with the same tweet
-            # id, so writing it again is an upsert and never a second tweet.
-            ports.idempotency.replace(cmd.author_id, key, claim,
-                                      replace(claim, state=ABANDONED))
+            _abandon(cmd.author_id, key, claim, ports)
         raise
     done = (cmd.author_id, key, replace(claim, state=DONE)) if claim is not None else None
-    ports.home.record_post(tweet, message.bucket, done)
+    try:
+        ports.home.record_post(tweet, message.bucket, done)
+    except DependencyUnavailable as exc:
+        # The batch is the source of truth and the relay polls the outbox anyway: the
+        # tweet is accepted. The author's own timeline entry and the cache fill are lost;
+        # fan-out and the store make up for them. A PENDING key goes stale, and a retry
+        # takes it over with the same tweet id.
+        log.warning("tweet %d accepted without its Redis side: %s", tweet.id, exc,
+                    extra={"fields": {"tweet_id": str(tweet.id)}})
     return tweet
+
+
+def _abandon(author_id: int, key: str, claim: IdempotencyRecord, ports: Ports) -> None:
+    """Hand the key over to a retry after a failed batch (best effort)."""
+    # Whether the batch landed is unknown; a retry takes over with the same tweet id, so
+    # writing it again is an upsert and never a second tweet. If Redis is gone too, the
+    # claim goes stale and is taken over the same way.
+    try:
+        ports.idempotency.replace(author_id, key, claim, replace(claim, state=ABANDONED))
+    except DependencyUnavailable as exc:
+        log.warning("idempotency claim left pending: %s", exc)
 
 
 def _claim_key(author_id: int, key: str, digest: str, ports: Ports) -> IdempotencyRecord:
     """Our claim on `key` (PENDING), or the finished record of an earlier request (DONE).
 
     Two requests with one key race on a SET NX: the loser waits for the winner to finish,
-    and takes over (keeping the tweet id) if the winner failed or went quiet.
+    and takes over (keeping the tweet id) if the winner failed or went quiet. Without
+    Redis the key cannot be checked: DependencyUnavailable (503) rather than a possible
+    duplicate, while posts without a key are still accepted.
     """
     mine = IdempotencyRecord(ports.ids.next_id(), digest, PENDING, int(ports.clock() * 1000))
     deadline = ports.clock() + ports.idempotency_wait
@@ -386,9 +419,16 @@ def delete_tweet(cmd: DeleteTweet, ports: Ports) -> Tweet:
     if found.author_id != cmd.requester_id:
         raise Problem(403, "Only the author may delete a tweet.")
     message = to_outbox(TweetDeleted(found.id, found.author_id), ports.ids.next_id(),
-                        ports.tweets_topic, ports.outbox_buckets)
+                        ports.tweets_topic, ports.outbox_buckets,
+                        tracing.current_trace_headers())
     ports.tweets.delete(found, message)
-    ports.home.record_delete(found, message.bucket)
+    try:
+        ports.home.record_delete(found, message.bucket)
+    except DependencyUnavailable as exc:
+        # The delete stands; fan-out still retracts it from followers' timelines. Only
+        # the cached copy and the author's own entry outlive it, until they expire.
+        log.warning("tweet %d deleted without its Redis side: %s", found.id, exc,
+                    extra={"fields": {"tweet_id": str(found.id)}})
     return found
 
 
@@ -400,16 +440,27 @@ def get_tweet(tweet_id: int, ports: Ports) -> Tweet:
     return found[0]
 
 
-def hydrate(tweet_ids: Sequence[int], ports: Ports) -> list[Tweet]:
-    """Tweets for ids in the given order: cache first, the store for misses; gone ids dropped."""
+def hydrate(tweet_ids: Sequence[int], ports: Ports, use_cache: bool = True) -> list[Tweet]:
+    """Tweets for ids in the given order: cache first, the store for misses; gone ids dropped.
+
+    The cache is an optimisation: when it does not answer, the store serves every id.
+    """
     if not tweet_ids:
         return []
-    found: dict[int, Tweet | None] = dict(ports.cache.get_many(tweet_ids))
+    found: dict[int, Tweet | None] = {}
+    if use_cache:
+        try:
+            found.update(ports.cache.get_many(tweet_ids))
+        except DependencyUnavailable:
+            use_cache = False
     missing = [t for t in tweet_ids if t not in found]
     if missing:
         loaded = ports.tweets.get_many(missing)
-        if loaded:
-            ports.cache.put_many(list(loaded.values()))
+        if loaded and use_cache:
+            try:
+                ports.cache.put_many(list(loaded.values()))
+            except DependencyUnavailable:
+                pass  # the next read loads them again
         found.update(loaded)
     return [tweet for t in tweet_ids if (tweet := found.get(t)) is not None]
 
@@ -430,9 +481,14 @@ def author_tweet_ids(author_id: int, limit: int, ports: Ports) -> list[int]:
 def read_home_timeline(user_id: int, limit: int, before: int | None, ports: Ports) -> Page:
     """A page of the home timeline: fanned-out ids merged with celebrities' recent tweets.
 
-    Without an answer from users the page holds the fanned-out part only and says so.
+    Without an answer from users the page holds the fanned-out part only and says so;
+    without Redis the page is rebuilt from the store (`rebuild_home_timeline`).
     """
-    home_ids = ports.home.page(user_id, before, limit + 1)
+    try:
+        home_ids = ports.home.page(user_id, before, limit + 1)
+    except DependencyUnavailable as exc:
+        log.warning("home timeline of %d rebuilt from the store: %s", user_id, exc)
+        return rebuild_home_timeline(user_id, limit, before, ports)
     degraded = None
     try:
         celebrities = ports.followees.celebrities(user_id)[:ports.celebrity_authors_max]
@@ -442,3 +498,18 @@ def read_home_timeline(user_id: int, limit: int, before: int | None, ports: Port
                      if celebrities else [])
     page, last = merge_timeline(home_ids, celebrity_ids, limit)
     return Page(hydrate(page, ports), encode_cursor(last) if last else None, degraded)
+
+
+def rebuild_home_timeline(user_id: int, limit: int, before: int | None, ports: Ports) -> Page:
+    """A page of the home timeline without Redis: the newest tweets of the user and of
+    whom they follow, merged from the authors' timelines in the store, marked degraded.
+
+    Bounded: at most `rebuild_followees_max` followees, `limit + 1` ids of each. Nothing
+    is written back (Redis is what is missing); fan-out fills the real timeline again.
+    """
+    authors = [user_id, *ports.followees.followees(user_id, ports.rebuild_followees_max)]
+    tweet_ids = ports.tweets.recent_tweet_ids(
+        list(dict.fromkeys(authors))[:ports.rebuild_followees_max + 1], before, limit + 1)
+    page, last = merge_timeline(tweet_ids, [], limit)
+    return Page(hydrate(page, ports, use_cache=False), encode_cursor(last) if last else None,
+                REBUILT)

@@ -33,7 +33,9 @@ from typing import Callable, Protocol, Sequence
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from common import ids, logs
+from common import config as common_config
+from common import ids, logs, tracing
+from common.web import OUTBOX_BACKLOG, serve_probes
 from timeline import config as timeline_config
 from timeline.adapters import redis_store
 from timeline.adapters.cassandra_store import CassandraOutbox, CassandraSession, PendingEvent
@@ -115,12 +117,17 @@ class KafkaPublisher:
     def publish(self, events: Sequence[PendingEvent]) -> int:
         """Send events in order; returns how many, from the first, the broker acknowledged."""
         producer = self._connect()
-        futures = []
+        futures, spans = [], []
         try:
             for event in events:
-                headers = [(k, v.encode()) for k, v in sorted(event.headers.items())]
-                futures.append(producer.send(event.topic, key=event.key.encode(),
-                                             value=event.payload, headers=headers))
+                # Each event is published under a span continuing the trace of the request
+                # that wrote it; the record carries that span's context to the consumer.
+                span, headers = tracing.start_producer_span(event.topic, event.key,
+                                                            event.headers)
+                spans.append(span)
+                futures.append(producer.send(
+                    event.topic, key=event.key.encode(), value=event.payload,
+                    headers=[(k, v.encode()) for k, v in sorted(headers.items())]))
         except KafkaError as exc:
             log.warning("kafka send failed after %d of %d: %s", len(futures), len(events), exc)
         acked = 0
@@ -131,6 +138,7 @@ class KafkaPublisher:
                 log.warning("kafka did not acknowledge an event: %s", exc)
                 break
             acked += 1
+        _end_spans(spans, acked)
         if acked == 0 and events:
             raise PublishFailed("no event was acknowledged")
         return acked
@@ -140,6 +148,14 @@ class KafkaPublisher:
         if self._producer is not None:
             self._producer.close(timeout=self.timeout_ms / 1000)
             self._producer = None
+
+
+def _end_spans(spans: list, acked: int) -> None:
+    for span in spans[:acked]:
+        span.end()
+    for span in spans[acked:]:
+        tracing.record_error(span, "not acknowledged by the broker")
+        span.end()
 
 
 class RedisBucketLeases:
@@ -175,6 +191,7 @@ class Relay:
         self.batch, self.lease_renewal, self.clock = batch, lease_renewal, clock
         self.owned: list[int] = []
         self._floors: dict[int, int] = {}
+        self._backlog: dict[int, int] = {}  # rows left pending at the last read, by bucket
         self._leases_renewed = float("-inf")
         self._rescan_at = self.clock()
 
@@ -185,6 +202,7 @@ class Relay:
             owned = self.leases.maintain()
             for bucket in set(self.owned) - set(owned):
                 self._floors.pop(bucket, None)
+                self._set_backlog(bucket, None)
                 log.info("lost the lease of outbox bucket %d", bucket)
             if set(owned) - set(self.owned):
                 log.info("relaying outbox buckets %s", owned)
@@ -195,14 +213,28 @@ class Relay:
         """Publish one batch of a bucket; returns (events published, bucket drained)."""
         events = self.outbox.pending(bucket, self._floors.get(bucket, 0), self.batch)
         if not events:
+            self._set_backlog(bucket, 0)
             self._mark_drained(bucket)
             return 0, True
-        acked = self.publisher.publish(events)
+        try:
+            acked = self.publisher.publish(events)
+        except Exception:
+            self._set_backlog(bucket, len(events))
+            raise
+        self._set_backlog(bucket, len(events) - acked)
         self.outbox.remove(bucket, [e.event_id for e in events[:acked]])
         drained = acked == len(events) and len(events) < self.batch
         if drained:
             self._mark_drained(bucket)
         return acked, drained
+
+    def _set_backlog(self, bucket: int, pending: int | None) -> None:
+        # A lower bound: one read sees at most `batch` rows of a bucket.
+        if pending is None:
+            self._backlog.pop(bucket, None)
+        else:
+            self._backlog[bucket] = pending
+        OUTBOX_BACKLOG.labels("timeline").set(sum(self._backlog.values()))
 
     def _mark_drained(self, bucket: int) -> None:
         self._floors[bucket] = id_floor(int(self.clock() * 1000) - LATE_WINDOW_MS)
@@ -287,6 +319,7 @@ def serve(relay: Relay, wakeups: Wakeups, stop: threading.Event, idle_poll: floa
 def main() -> None:
     """Entry point of `python -m timeline.relay`; stops cleanly on SIGTERM or SIGINT."""
     logs.configure("timeline-relay")
+    tracing.setup("timeline-relay")
     cfg = timeline_config.load()
     stop = threading.Event()
 
@@ -305,13 +338,16 @@ def main() -> None:
     relay = Relay(CassandraOutbox(db), publisher, leases, batch=cfg.relay_batch,
                   lease_renewal=cfg.relay_lease_ttl / 3)
     wakeups = Wakeups(client, cfg.wakeup_channel)
+    probes = serve_probes("timeline-relay", "127.0.0.1",
+                          common_config.service_port("timeline-relay"))
     log.info("outbox relay started", extra={"fields": {"owner": owner,
                                                        "buckets": cfg.outbox_buckets}})
     try:
         serve(relay, wakeups, stop, cfg.relay_idle_poll, cfg.relay_sweep_interval)
     finally:
-        for close in (wakeups.close, publisher.close, leases.release, db.shutdown,
-                      client.close):
+        closers = [wakeups.close, publisher.close, leases.release, db.shutdown, client.close,
+                   tracing.shutdown]
+        for close in ([probes.stop] if probes else []) + closers:
             try:
                 close()
             except Exception as exc:  # noqa: BLE001 - close the rest regardless

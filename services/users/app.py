@@ -11,6 +11,7 @@ from flask import Flask, Response
 from psycopg_pool import PoolTimeout
 
 from common.problems import unavailable
+from common.resilience import DeadlineExceeded
 from common.web import create_base_app, problem_response
 from users import views
 from users.bootstrap import Wiring, bootstrap
@@ -35,6 +36,11 @@ def create_app(config: UsersConfig | None = None, wiring: Wiring | None = None) 
         # not a 500 that reads like a bug.
         log.warning("store unavailable: %s: %s", type(exc).__name__, exc)
         return problem_response(unavailable("A data store is not answering; try again."))
+
+    @app.errorhandler(DeadlineExceeded)
+    def _too_late(exc: DeadlineExceeded) -> Response:
+        # The caller has stopped waiting; say so cheaply instead of finishing the work.
+        return problem_response(unavailable("The request's deadline passed; try again."))
 
     atexit.register(wiring.close)
     return app

@@ -10,8 +10,8 @@ import redis
 from common import topics
 from users import config as users_config
 from common.ids import LeasedIds, owner_name
-from users.adapters.postgres import PostgresUsers, create_pool
-from users.adapters.redis_cache import RedisProfileCache
+from users.adapters.postgres import PostgresUsers, create_pool, postgres_breaker
+from users.adapters.redis_cache import RedisProfileCache, redis_breaker
 from users.adapters.tokens import Argon2Passwords, JwtIssuer
 from users.domain import Ports
 
@@ -45,12 +45,13 @@ def pg_pool(cfg: users_config.UsersConfig):
     """The service's Postgres connection pool."""
     return create_pool(cfg.stores.pg_conninfo, min_size=cfg.pg_pool_min,
                        max_size=cfg.pg_pool_max, timeout=cfg.pg_pool_timeout,
-                       statement_timeout_ms=cfg.pg_statement_timeout_ms, name=cfg.process)
+                       statement_timeout_ms=cfg.pg_statement_timeout_ms, name=cfg.process,
+                       reconnect_timeout=cfg.pg_reconnect_timeout)
 
 
 def bootstrap(config: users_config.UsersConfig | None = None, **overrides: Any) -> Wiring:
     """Build the service; `overrides` replace adapters by name: pool, redis, users,
-    profiles, passwords, tokens, ids."""
+    profiles, passwords, tokens, ids, postgres_breaker, redis_breaker."""
     cfg = config or users_config.load()
     closers: list[Callable[[], Any]] = []
 
@@ -60,13 +61,18 @@ def bootstrap(config: users_config.UsersConfig | None = None, **overrides: Any) 
         if pool is None:
             pool = pg_pool(cfg)
             closers.append(pool.close)
-        users = PostgresUsers(pool, cfg.topic(topics.FOLLOWS))
+        breaker = overrides.get("postgres_breaker") or postgres_breaker(
+            fail_max=cfg.pg_breaker_fail_max, reset_timeout=cfg.pg_breaker_reset_timeout)
+        users = PostgresUsers(pool, cfg.topic(topics.FOLLOWS), breaker=breaker)
 
     client = overrides.get("redis")
     if client is None and not {"profiles", "ids"} <= overrides.keys():
         client = redis_client(cfg)
         closers.append(client.close)
-    profiles = overrides.get("profiles") or RedisProfileCache(client, cfg.profile_cache_ttl)
+    profiles = overrides.get("profiles") or RedisProfileCache(
+        client, cfg.profile_cache_ttl,
+        breaker=overrides.get("redis_breaker") or redis_breaker(
+            fail_max=cfg.redis_breaker_fail_max, reset_timeout=cfg.redis_breaker_reset_timeout))
     ids = overrides.get("ids")
     if ids is None:
         ids = LeasedIds(client, owner_name("users"), cfg.worker_lease_prefix,

@@ -19,6 +19,14 @@ class UsersConfig:
     pg_pool_max: int = 8
     pg_pool_timeout: float = 2.0  # seconds a request waits for a free connection
     pg_statement_timeout_ms: int = 2000
+    # How long the pool keeps retrying one lost connection before the next request starts
+    # a fresh attempt: short, so a database that comes back is used within seconds.
+    pg_reconnect_timeout: float = 3.0
+    # Circuit breakers: open after `fail_max` consecutive failures, try again after `reset`.
+    pg_breaker_fail_max: int = 3
+    pg_breaker_reset_timeout: float = 5.0
+    redis_breaker_fail_max: int = 3
+    redis_breaker_reset_timeout: float = 5.0
     # Redis profile cache.
     redis_timeout: float = 0.5
     profile_cache_ttl: int = 300
@@ -57,6 +65,11 @@ def load() -> UsersConfig:
         pg_pool_max=env_int("USERS_PG_POOL_MAX", stores.pg_pool_size),
         pg_pool_timeout=env_float("USERS_PG_POOL_TIMEOUT", 2.0),
         pg_statement_timeout_ms=env_int("USERS_PG_STATEMENT_TIMEOUT_MS", 2000),
+        pg_reconnect_timeout=env_float("USERS_PG_RECONNECT_TIMEOUT", 3.0),
+        pg_breaker_fail_max=env_int("USERS_PG_BREAKER_FAIL_MAX", 3),
+        pg_breaker_reset_timeout=env_float("USERS_PG_BREAKER_RESET_TIMEOUT", 5.0),
+        redis_breaker_fail_max=env_int("USERS_REDIS_BREAKER_FAIL_MAX", 3),
+        redis_breaker_reset_timeout=env_float("USERS_REDIS_BREAKER_RESET_TIMEOUT", 5.0),
         redis_timeout=env_float("USERS_REDIS_TIMEOUT", 0.5),
         profile_cache_ttl=env_int("USERS_PROFILE_CACHE_TTL", 300),
         jwt_expires_in=env_int("USERS_JWT_EXPIRES_IN", 3600),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from common.problems import Problem, validation_failed
 
@@ -44,6 +44,27 @@ class Credentials:
     user_id: int
     username: str
     password_hash: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A profile as read, and why it did not come the usual way (None: it did)."""
+
+    user: User
+    degraded: str | None = None
+
+
+@dataclass(frozen=True)
+class Profiles:
+    """Profiles of many users; `unavailable` are ids neither cached nor readable now."""
+
+    users: dict[int, User]
+    unavailable: list[int] = field(default_factory=list)
+    degraded: str | None = None
+
+
+# Why a read was answered without the database (the `Murmur-Degraded` header).
+PROFILE_FROM_CACHE = "profile-from-cache"
 
 
 @dataclass(frozen=True)
@@ -146,6 +167,14 @@ class InvalidCredentials(Problem):
         super().__init__(401, "The username or password is wrong.")
 
 
+class DatabaseUnavailable(Problem):
+    """503: the user database is down or too slow; try again after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__(503, "The user database is not answering; try again shortly.",
+                         headers={"Retry-After": str(retry_after)})
+
+
 class VersionMismatch(Problem):
     """412: the profile changed since the client read it."""
 
@@ -157,6 +186,10 @@ class VersionMismatch(Problem):
 
 
 class UserRepository(Protocol):
+    """Users and follows. Raises DatabaseUnavailable when the database cannot answer."""
+
+    def down_for(self) -> int: ...  # seconds before the database is tried again (0: now)
+
     def add(self, user_id: int, username: str, display_name: str,
             password_hash: str) -> User: ...  # raises UsernameTaken
 
@@ -283,6 +316,13 @@ def is_username(value: Any) -> bool:
 # ------------------------------------------------------------------------- use cases
 
 
+def require_database(ports: Ports) -> None:
+    """Fail a write at once while the database is known to be down (nothing to fall back on)."""
+    wait = ports.users.down_for()
+    if wait:
+        raise DatabaseUnavailable(wait)
+
+
 def register_user(cmd: RegisterUser, ports: Ports) -> User:
     """Create an account; the display name defaults to the username."""
     errors = username_errors(cmd.username) + password_errors(cmd.password)
@@ -290,6 +330,7 @@ def register_user(cmd: RegisterUser, ports: Ports) -> User:
         errors += text_errors("display_name", cmd.display_name, DISPLAY_NAME_MAX)
     if errors:
         raise validation_failed(errors)
+    require_database(ports)  # before spending an id and a password hash on it
     display_name = cmd.username if cmd.display_name is None else cmd.display_name
     return ports.users.add(ports.ids.next_id(), cmd.username, display_name,
                            ports.passwords.hash(cmd.password))
@@ -302,6 +343,7 @@ def start_session(cmd: StartSession, ports: Ports) -> Session:
             [{"field": name, "message": "is required and must be a string"}
              for name in ("username", "password")
              if not isinstance(getattr(cmd, name), str)])
+    require_database(ports)
     creds = ports.users.credentials(cmd.username) if is_username(cmd.username) else None
     if creds is None:
         # Hash anyway, so an unknown username costs as long as a wrong password and the
@@ -317,44 +359,62 @@ def start_session(cmd: StartSession, ports: Ports) -> Session:
     return ports.tokens.issue(creds.user_id, creds.username)
 
 
-def find_user(username: str, ports: Ports) -> User:
-    """A profile by username, cache first."""
+def show_user(username: str, ports: Ports) -> Profile:
+    """A profile by username, cache first; from the cache alone while the database is down."""
     if not is_username(username):
         raise UserNotFound()
+    # Usernames never change, so the cached name -> id mapping is as good as the database's.
     user_id = ports.profiles.id_for(username)
-    if user_id is not None:
-        cached = ports.profiles.get(user_id)
-        if cached is not None:
-            return cached
-    user = ports.users.by_username(username)
-    if user is None:
-        raise UserNotFound()
-    ports.profiles.put([user])
-    return user
+    cached = ports.profiles.get(user_id) if user_id is not None else None
+    return _profile(cached, lambda: ports.users.by_username(username), ports)
 
 
-def find_user_by_id(user_id: int, ports: Ports) -> User:
-    """A profile by id, cache first."""
-    cached = ports.profiles.get(user_id)
+def show_user_by_id(user_id: int, ports: Ports) -> Profile:
+    """A profile by id, cache first; from the cache alone while the database is down."""
+    return _profile(ports.profiles.get(user_id), lambda: ports.users.by_id(user_id), ports)
+
+
+def _profile(cached: User | None, load: Callable[[], User | None], ports: Ports) -> Profile:
+    wait = ports.users.down_for()
+    if wait:
+        # The database failed moments ago: a cached copy is the best answer there is,
+        # marked so the client knows; without one there is no answer.
+        if cached is None:
+            raise DatabaseUnavailable(wait)
+        return Profile(cached, PROFILE_FROM_CACHE)
     if cached is not None:
-        return cached
-    user = ports.users.by_id(user_id)
+        return Profile(cached)
+    user = load()  # a miss: the database or nothing (DatabaseUnavailable)
     if user is None:
         raise UserNotFound()
     ports.profiles.put([user])
-    return user
+    return Profile(user)
 
 
-def find_users(user_ids: Sequence[int], ports: Ports) -> dict[int, User]:
-    """Profiles of many users (unknown ids left out): one cache round trip, one query."""
+def find_user(username: str, ports: Ports) -> User:
+    """A profile by username, cache first."""
+    return show_user(username, ports).user
+
+
+def show_users(user_ids: Sequence[int], ports: Ports) -> Profiles:
+    """Profiles of many users (unknown ids left out): one cache round trip, one query.
+
+    While the database is down the cached ones still come back, marked degraded, and the
+    rest are listed as unavailable: a caller rendering many authors is better served by
+    most of them than by none."""
     wanted = list(dict.fromkeys(user_ids))
     found = ports.profiles.get_many(wanted)
     missing = [uid for uid in wanted if uid not in found]
+    if ports.users.down_for():
+        return Profiles(found, missing, PROFILE_FROM_CACHE)
     if missing:
-        loaded = ports.users.by_ids(missing)
+        try:
+            loaded = ports.users.by_ids(missing)
+        except DatabaseUnavailable:
+            return Profiles(found, missing, PROFILE_FROM_CACHE)
         ports.profiles.put(loaded)
         found.update((u.id, u) for u in loaded)
-    return found
+    return Profiles(found)
 
 
 def update_profile(cmd: UpdateProfile, ports: Ports) -> User:
@@ -362,6 +422,7 @@ def update_profile(cmd: UpdateProfile, ports: Ports) -> User:
     errors = profile_change_errors(cmd.changes)
     if errors:
         raise validation_failed(errors)
+    require_database(ports)
     if not cmd.changes:
         current = ports.users.by_id(cmd.user_id)
         if current is None:
@@ -383,6 +444,7 @@ def update_profile(cmd: UpdateProfile, ports: Ports) -> User:
 
 def follow_user(cmd: FollowUser, ports: Ports) -> bool:
     """Follow someone; following them again changes nothing. True if the graph changed."""
+    require_database(ports)
     followee = find_user(cmd.followee_username, ports)
     if followee.id == cmd.follower_id:
         raise validation_failed([{"field": "username", "message": "you cannot follow yourself"}])
@@ -394,6 +456,7 @@ def follow_user(cmd: FollowUser, ports: Ports) -> bool:
 
 def unfollow_user(cmd: UnfollowUser, ports: Ports) -> bool:
     """Stop following someone; a second unfollow changes nothing. True if it changed."""
+    require_database(ports)
     followee = find_user(cmd.followee_username, ports)
     changed = ports.users.unfollow(UserUnfollowed(cmd.follower_id, followee.id))
     if changed:
@@ -433,7 +496,8 @@ def page_follower_ids(user_id: int, after: int | None, limit: int,
 
 
 def list_followee_ids(user_id: int, min_followers: int, limit: int, ports: Ports) -> list[int]:
-    """Whom a user follows, optionally only those with at least `min_followers` followers."""
+    """Whom a user follows (up to `limit`), optionally only those with at least
+    `min_followers` followers (0: every followee)."""
     if ports.users.by_id(user_id) is None:
         raise UserNotFound()
     return ports.users.followee_ids(user_id, min_followers, limit)

@@ -20,12 +20,15 @@ import json
 import logging
 import signal
 import threading
+import time
 from typing import Any, Callable
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from common import logs
+from common import config as common_config
+from common import logs, tracing
+from common.web import OUTBOX_BACKLOG, serve_probes
 from users import config as users_config
 from users.bootstrap import pg_pool
 
@@ -36,6 +39,7 @@ CHANNEL = "users_outbox"
 _CLAIM = ("SELECT id, topic, key, payload, headers FROM outbox WHERE published_at IS NULL "
           "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED")
 _MARK = "UPDATE outbox SET published_at = now() WHERE id = ANY(%s)"
+_BACKLOG = "SELECT count(*) FROM outbox WHERE published_at IS NULL"  # partial index
 
 
 def kafka_producer(cfg: users_config.UsersConfig):
@@ -61,12 +65,15 @@ class OutboxRelay:
     def __init__(self, pool: ConnectionPool, producer_factory: Callable[[], Any], *,
                  listen_conninfo: str | None = None, batch_size: int = 500,
                  poll_interval: float = 0.1, retry_backoff: float = 1.0,
-                 max_backoff: float = 5.0, flush_timeout: float = 15.0) -> None:
+                 max_backoff: float = 5.0, flush_timeout: float = 15.0,
+                 backlog_interval: float = 1.0) -> None:
         self.pool, self.producer_factory = pool, producer_factory
         self.listen_conninfo = listen_conninfo
         self.batch_size, self.poll_interval = batch_size, poll_interval
         self.retry_backoff, self.max_backoff = retry_backoff, max_backoff
         self.flush_timeout = flush_timeout
+        self.backlog_interval = backlog_interval
+        self._backlog_at = float("-inf")
         self._producer = None
         self._listener: psycopg.Connection | None = None
         self._failures = 0  # consecutive failed attempts
@@ -86,22 +93,31 @@ class OutboxRelay:
 
     def _send(self, rows: list[tuple]) -> list[int]:
         """Send rows in order; the ids the broker acknowledged."""
-        futures = []
+        futures, spans = [], []
         try:
             producer = self._producer or self.producer_factory()
             self._producer = producer
             for row_id, topic, key, payload, headers in rows:
+                # Published under a span continuing the trace of the request that wrote
+                # the row; the record carries that span's context to the consumer.
+                span, headers = tracing.start_producer_span(topic, key, headers)
+                spans.append(span)
                 futures.append((row_id, producer.send(
                     topic,
                     key=key.encode(),
                     value=json.dumps(payload, separators=(",", ":")).encode(),
-                    headers=[(name, str(value).encode()) for name, value in headers.items()],
+                    headers=[(name, value.encode()) for name, value in headers.items()],
                 )))
             producer.flush(timeout=self.flush_timeout)
         except Exception as exc:  # noqa: BLE001 - any client failure: retry the batch later
             self._report_failure(f"{type(exc).__name__}: {exc}")
             self._reset_producer()
         acked = [row_id for row_id, future in futures if future.is_done and future.succeeded()]
+        for span, (_, future) in zip(spans, futures):
+            if not (future.is_done and future.succeeded()):
+                tracing.record_error(span, "not acknowledged by the broker")
+        for span in spans:
+            span.end()
         if len(acked) < len(rows):
             errors = {repr(f.exception) for _, f in futures if f.is_done and f.failed()}
             if errors:
@@ -115,6 +131,7 @@ class OutboxRelay:
         log.info("outbox relay started")
         while not stop.is_set():
             self._ensure_listening()
+            self._refresh_backlog()
             try:
                 published, failed = self.publish_batch()
             except (psycopg.Error, PoolTimeout) as exc:
@@ -155,6 +172,19 @@ class OutboxRelay:
             stop.wait(self.poll_interval)
 
     # ---------------------------------------------------------------- bookkeeping
+
+    def _refresh_backlog(self) -> None:
+        """Export how many rows wait to be published (at most every `backlog_interval`)."""
+        now = time.monotonic()
+        if now - self._backlog_at < self.backlog_interval:
+            return
+        self._backlog_at = now
+        try:
+            with self.pool.connection(timeout=1.0) as conn:
+                (pending,) = conn.execute(_BACKLOG).fetchone()
+        except (psycopg.Error, PoolTimeout):
+            return  # the publish attempt reports Postgres being down
+        OUTBOX_BACKLOG.labels("users").set(pending)
 
     def _backoff(self) -> float:
         # Exponential, capped low enough that publishing resumes within seconds of the
@@ -197,6 +227,7 @@ def main() -> None:
     cfg = users_config.load()
     cfg = dataclasses.replace(cfg, pg_pool_min=1, pg_pool_max=2)
     logs.configure("users-relay")
+    tracing.setup("users-relay")
     pool = pg_pool(cfg)
     relay = OutboxRelay(
         pool, lambda: kafka_producer(cfg),
@@ -209,10 +240,14 @@ def main() -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    probes = serve_probes("users-relay", "127.0.0.1", common_config.service_port("users-relay"))
     try:
         relay.run(stop)
     finally:
+        if probes is not None:
+            probes.stop()
         pool.close()
+        tracing.shutdown()
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ MAX_ID = (1 << 63) - 1
 PAGE_DEFAULT, PAGE_MAX = 20, 100
 IDS_PAGE_DEFAULT = 1000
 _ETAG = re.compile(r'"(\d{1,9})"')
+DEGRADED = "Murmur-Degraded"
 
 
 def ports() -> Ports:
@@ -116,12 +117,19 @@ def user_json(user: User) -> dict[str, Any]:
             "following_count": user.following_count, "created_at": iso(user.created_at)}
 
 
-def user_response(user: User, status: int = 200) -> Response:
-    """A user with its ETag (the profile version)."""
+def user_response(user: User, status: int = 200, degraded: str | None = None) -> Response:
+    """A user with its ETag (the profile version), and why it is degraded if it is."""
     resp = jsonify(user_json(user))
     resp.status_code = status
     resp.headers["ETag"] = f'"{user.version}"'
+    if degraded:
+        resp.headers[DEGRADED] = degraded
     return resp
+
+
+def profile_response(profile: domain.Profile) -> Response:
+    """A profile as read, marked when it came from the cache alone."""
+    return user_response(profile.user, degraded=profile.degraded)
 
 
 def page_response(page: domain.Page) -> Response:
@@ -161,12 +169,12 @@ def start_session() -> Response:
 
 @bp.get("/users/<username>")
 def get_user(username: str) -> Response:
-    return user_response(domain.find_user(username, ports()))
+    return profile_response(domain.show_user(username, ports()))
 
 
 @bp.get("/users/by-id/<user_id>")
 def get_user_by_id(user_id: str) -> Response:
-    return user_response(domain.find_user_by_id(path_id(user_id), ports()))
+    return profile_response(domain.show_user_by_id(path_id(user_id), ports()))
 
 
 @bp.patch("/users/<user_id>")
@@ -241,7 +249,13 @@ def batch() -> Response:
     ids = [parse_id(raw) for raw in raw_ids]
     if None in ids:
         raise validation_failed([{"field": "ids", "message": "every id must be a decimal string"}])
-    users = domain.find_users(ids, ports())
-    return jsonify(users={str(u.id): {"id": str(u.id), "username": u.username,
-                                      "display_name": u.display_name}
-                          for u in users.values()})
+    found = domain.show_users(ids, ports())
+    body: dict[str, Any] = {"users": {str(u.id): {"id": str(u.id), "username": u.username,
+                                                  "display_name": u.display_name}
+                                      for u in found.users.values()}}
+    if found.degraded:
+        body["unavailable"] = [str(i) for i in found.unavailable]
+    resp = jsonify(body)
+    if found.degraded:
+        resp.headers[DEGRADED] = found.degraded
+    return resp

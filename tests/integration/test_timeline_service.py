@@ -140,9 +140,10 @@ def test_the_batch_runs_at_the_configured_consistency_level(services, config):
         tweet = domain.Tweet(tweet_id, author, "strict", domain.created_at_of(tweet_id))
         message = domain.to_outbox(domain.TweetPosted(tweet_id, author, tweet.created_at),
                                    services.ports.ids.next_id(), "test.tweets.v1", 16)
-        with pytest.raises(NoHostAvailable) as caught:
+        with pytest.raises(domain.DependencyUnavailable) as caught:
             repo.save_posted(tweet, message)
-        [refusal] = caught.value.errors.values()
+        assert isinstance(caught.value.__cause__, NoHostAvailable)
+        [refusal] = caught.value.__cause__.errors.values()
         assert isinstance(refusal, Unavailable)
         assert refusal.consistency == ConsistencyLevel.TWO
         assert cql(services, "SELECT id FROM {ks}.tweets WHERE id = %s", tweet_id) == []

@@ -373,6 +373,19 @@ def test_followee_ids_can_keep_only_popular_authors(client):
     assert popular == {"ids": [star["id"]]}
 
 
+def test_followee_ids_without_a_minimum_list_every_followee_up_to_the_limit(client):
+    fan = register(client)
+    authors = [register(client) for _ in range(5)]  # one follower each: nobody popular
+    for author in authors:
+        follow(client, fan, author)
+    expected = sorted((a["id"] for a in authors), key=int)
+    path = f"/internal/users/{fan['id']}/followee-ids"
+    assert client.get(path).json["ids"] == expected
+    assert client.get(f"{path}?min_followers=0&limit=10000").json["ids"] == expected
+    assert client.get(f"{path}?limit=3").json["ids"] == expected[:3]
+    assert client.get(f"{path}?limit=10001").status_code == 422
+
+
 def test_batch_profiles_come_from_cache_and_database_alike(client, wiring):
     cached, uncached = register(client), register(client)
     client.get(f"/users/{cached['username']}")

@@ -15,6 +15,7 @@ from kafka import KafkaConsumer
 from common import topics
 from users import config as users_config
 from common.ids import LeasedIds, owner_name
+from common.resilience import Breaker
 from users.adapters.postgres import PostgresUsers
 from users.bootstrap import pg_pool, redis_client
 from users.domain import UserFollowed
@@ -37,7 +38,7 @@ def pool(cfg):
 
 @pytest.fixture(scope="module")
 def repo(cfg, pool):
-    return PostgresUsers(pool, cfg.topic(topics.FOLLOWS))
+    return PostgresUsers(pool, cfg.topic(topics.FOLLOWS), breaker=Breaker("postgres-relay-test"))
 
 
 @pytest.fixture(scope="module")

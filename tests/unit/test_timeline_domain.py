@@ -98,13 +98,33 @@ class FakeIdempotency:
 
 
 class FakeFollowees:
-    def __init__(self, celebrities=(), down=False) -> None:
-        self.ids, self.down = list(celebrities), down
+    def __init__(self, celebrities=(), down=False, following=()) -> None:
+        self.ids, self.down, self.following = list(celebrities), down, list(following)
+        self.asked_limits: list[int] = []
 
     def celebrities(self, user_id):
         if self.down:
             raise DependencyUnavailable("users is down")
         return self.ids
+
+    def followees(self, user_id, limit):
+        self.asked_limits.append(limit)
+        if self.down:
+            raise DependencyUnavailable("users is down")
+        return self.following[:limit]
+
+
+class RedisDown:
+    """Stands in for every Redis-backed port while Redis is unreachable."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __getattr__(self, name):
+        def unavailable(*args, **kwargs):
+            self.calls += 1
+            raise DependencyUnavailable("redis: connection refused", retry_after=2)
+        return unavailable
 
 
 class Counter:
@@ -423,3 +443,102 @@ def test_an_outbox_payload_is_the_shared_envelope():
     body = json.loads(message.payload)
     assert set(body) == {"event_id", "type", "version", "occurred_at", "payload"}
     assert body["event_id"] == "11"
+
+
+# ------------------------------------------------------------------------ without Redis
+
+
+def stop_redis(ports: Ports) -> RedisDown:
+    down = RedisDown()
+    ports.home = ports.cache = ports.idempotency = down
+    return down
+
+
+def test_without_redis_the_home_timeline_is_rebuilt_from_followees_tweets(ports):
+    mine = domain.post_tweet(PostTweet(7, "mine"), ports)
+    friend = [domain.post_tweet(PostTweet(8, f"friend {i}"), ports) for i in range(3)]
+    domain.post_tweet(PostTweet(9, "a stranger"), ports)
+    ports.followees = FakeFollowees(following=[8])
+    down = stop_redis(ports)
+    page = domain.read_home_timeline(7, 20, None, ports)
+    assert [t.id for t in page.items] == sorted([mine.id, *(t.id for t in friend)],
+                                                reverse=True)
+    assert page.degraded == domain.REBUILT == "home-timeline-rebuilt"
+    assert down.calls == 1  # the failed page read only: no cache read or fill
+    assert page.next_cursor is None
+
+
+def test_a_rebuilt_home_timeline_pages_below_the_cursor(ports):
+    posted = [domain.post_tweet(PostTweet(8 + i % 2, f"t{i}"), ports).id for i in range(7)]
+    ports.followees = FakeFollowees(following=[8, 9])
+    stop_redis(ports)
+    seen, cursor = [], None
+    while True:
+        page = domain.read_home_timeline(7, 3, domain.decode_cursor(cursor), ports)
+        seen += [t.id for t in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == sorted(posted, reverse=True)
+
+
+def test_a_rebuild_reads_a_bounded_number_of_followees(ports):
+    ports.followees = FakeFollowees(following=list(range(1000, 1500)))
+    ports.rebuild_followees_max = 50
+    stop_redis(ports)
+    read_authors = []
+    original = ports.tweets.recent_tweet_ids
+
+    def recording(author_ids, before, limit):
+        read_authors.append((list(author_ids), limit))
+        return original(author_ids, before, limit)
+
+    ports.tweets.recent_tweet_ids = recording
+    domain.read_home_timeline(7, 20, None, ports)
+    assert ports.followees.asked_limits == [50]
+    [(authors, limit)] = read_authors
+    assert authors[0] == 7 and len(authors) == 51 and limit == 21
+
+
+def test_without_redis_and_users_the_home_timeline_is_unavailable(ports):
+    ports.followees = FakeFollowees(down=True)
+    stop_redis(ports)
+    with pytest.raises(DependencyUnavailable):
+        domain.read_home_timeline(7, 20, None, ports)
+
+
+def test_without_redis_a_tweet_is_still_accepted_and_stored_with_its_event(ports):
+    down = stop_redis(ports)
+    tweet = domain.post_tweet(PostTweet(7, "through the outage"), ports)
+    assert ports.tweets.tweets[tweet.id] == tweet
+    assert [json.loads(m.payload)["payload"]["tweet_id"] for m in ports.tweets.outbox] \
+        == [str(tweet.id)]
+    assert down.calls == 1  # the best-effort Redis side was tried once
+
+
+def test_without_redis_a_post_with_an_idempotency_key_is_refused_before_writing(ports):
+    stop_redis(ports)
+    with pytest.raises(DependencyUnavailable) as caught:
+        domain.post_tweet(PostTweet(7, "exactly once", idempotency_key="k"), ports)
+    assert caught.value.retry_after == 2
+    assert ports.tweets.tweets == {} and ports.tweets.outbox == []
+
+
+def test_a_failed_batch_keeps_its_error_when_redis_is_gone_too(ports):
+    claim = domain._claim_key(7, "k", domain.fingerprint("x"), ports)
+    ports.idempotency = RedisDown()
+    domain._abandon(7, "k", claim, ports)  # logged, not raised: the batch error wins
+
+
+def test_without_redis_a_delete_still_removes_the_tweet(ports):
+    tweet = domain.post_tweet(PostTweet(7, "short-lived"), ports)
+    stop_redis(ports)
+    domain.delete_tweet(DeleteTweet(tweet.id, 7), ports)
+    assert tweet.id not in ports.tweets.tweets
+    assert json.loads(ports.tweets.outbox[-1].payload)["type"] == "TweetDeleted"
+
+
+def test_without_the_cache_tweets_are_read_from_the_store(ports):
+    tweet = domain.post_tweet(PostTweet(7, "cached once"), ports)
+    ports.cache = RedisDown()
+    assert domain.get_tweet(tweet.id, ports) == tweet

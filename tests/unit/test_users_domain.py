@@ -30,6 +30,9 @@ T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
 class MemoryUsers:
     """UserRepository in memory; records the events a real store would put in its outbox."""
 
+    def down_for(self):
+        return 0
+
     def __init__(self) -> None:
         self.rows: dict[int, dict] = {}
         self.follows: dict[tuple[int, int], datetime] = {}
@@ -114,6 +117,26 @@ class MemoryUsers:
         ids = sorted(e for (f, e) in self.follows
                      if f == user_id and self.rows[e]["followers_count"] >= min_followers)
         return ids[:limit]
+
+
+class Outage:
+    """A UserRepository whose database is down: every call fails as the adapter's would.
+
+    `breaker_open` says whether the breaker already knows (calls refused at once) or not
+    (the next call is tried, and fails). Calls tried are recorded."""
+
+    def __init__(self, breaker_open: bool, retry_after: int = 4) -> None:
+        self.breaker_open, self.retry_after = breaker_open, retry_after
+        self.tried: list[str] = []
+
+    def down_for(self):
+        return self.retry_after if self.breaker_open else 0
+
+    def __getattr__(self, name):
+        def fail(*_args, **_kwargs):
+            self.tried.append(name)
+            raise domain.DatabaseUnavailable(self.retry_after if self.breaker_open else 1)
+        return fail
 
 
 class MemoryCache:
@@ -355,7 +378,7 @@ def test_unfollowing_twice_emits_one_event(ports):
 
 def test_a_follow_drops_both_cached_profiles(ports):
     alice, bob = register(ports, "alice"), register(ports, "bob")
-    domain.find_users([alice.id, bob.id], ports)
+    domain.show_users([alice.id, bob.id], ports)
     domain.follow_user(FollowUser(alice.id, "bob"), ports)
     assert ports.profiles.get(alice.id) is None and ports.profiles.get(bob.id) is None
     assert domain.find_user("bob", ports).followers_count == 1
@@ -399,6 +422,106 @@ def test_followee_ids_can_be_limited_to_popular_authors(ports):
 
 def test_batch_lookup_leaves_unknown_ids_out_and_fills_the_cache(ports):
     alice = register(ports, "alice")
-    found = domain.find_users([alice.id, 999_999, alice.id], ports)
-    assert list(found) == [alice.id]
+    found = domain.show_users([alice.id, 999_999, alice.id], ports)
+    assert list(found.users) == [alice.id]
+    assert found.unavailable == [] and found.degraded is None
     assert ports.profiles.get(alice.id) == alice
+
+
+# --------------------------------------------------------------- database down
+
+
+def cached_users_with_database_down(ports, breaker_open: bool) -> tuple[User, User, Outage]:
+    """Alice cached, Bob not, then the database goes down."""
+    alice, bob = register(ports, "alice"), register(ports, "bob")
+    domain.find_user("alice", ports)
+    outage = Outage(breaker_open)
+    ports.users = outage
+    return alice, bob, outage
+
+
+def test_a_cached_profile_is_served_marked_degraded_while_the_breaker_is_open(ports):
+    alice, _, outage = cached_users_with_database_down(ports, breaker_open=True)
+    by_name = domain.show_user("alice", ports)
+    by_id = domain.show_user_by_id(alice.id, ports)
+    assert by_name == by_id == domain.Profile(alice, domain.PROFILE_FROM_CACHE)
+    assert outage.tried == []
+
+
+def test_an_uncached_profile_is_a_503_with_retry_after_while_the_breaker_is_open(ports):
+    _, bob, outage = cached_users_with_database_down(ports, breaker_open=True)
+    for read in (lambda: domain.show_user("bob", ports),
+                 lambda: domain.show_user_by_id(bob.id, ports)):
+        with pytest.raises(domain.DatabaseUnavailable) as exc:
+            read()
+        assert exc.value.status == 503 and exc.value.headers == {"Retry-After": "4"}
+    assert outage.tried == []
+
+
+def test_a_cache_hit_needs_no_database_so_it_is_not_marked_before_the_breaker_knows(ports):
+    alice, _, outage = cached_users_with_database_down(ports, breaker_open=False)
+    assert domain.show_user("alice", ports) == domain.Profile(alice)
+    assert outage.tried == []
+
+
+def test_a_miss_whose_query_fails_is_a_503(ports):
+    _, bob, outage = cached_users_with_database_down(ports, breaker_open=False)
+    with pytest.raises(domain.DatabaseUnavailable) as exc:
+        domain.show_user_by_id(bob.id, ports)
+    assert exc.value.headers == {"Retry-After": "1"}
+    assert outage.tried == ["by_id"]
+
+
+def test_an_impossible_username_is_still_a_404_while_the_database_is_down(ports):
+    cached_users_with_database_down(ports, breaker_open=True)
+    with pytest.raises(domain.UserNotFound):
+        domain.show_user("NOT-A-NAME", ports)
+
+
+@pytest.mark.parametrize("breaker_open", [True, False])
+def test_a_batch_answers_what_is_cached_and_lists_the_rest_while_the_database_is_down(
+        ports, breaker_open):
+    alice, bob, outage = cached_users_with_database_down(ports, breaker_open)
+    found = domain.show_users([alice.id, bob.id], ports)
+    assert found == domain.Profiles({alice.id: alice}, [bob.id], domain.PROFILE_FROM_CACHE)
+    assert outage.tried == ([] if breaker_open else ["by_ids"])
+
+
+def test_a_fully_cached_batch_is_marked_degraded_while_the_breaker_is_open(ports):
+    alice, _, _ = cached_users_with_database_down(ports, breaker_open=True)
+    found = domain.show_users([alice.id], ports)
+    assert found == domain.Profiles({alice.id: alice}, [], domain.PROFILE_FROM_CACHE)
+
+
+def test_every_write_fails_at_once_without_trying_while_the_breaker_is_open(ports):
+    alice, bob, outage = cached_users_with_database_down(ports, breaker_open=True)
+    ids_before = ports.ids.next_id()
+    writes = [
+        lambda: register(ports, "carol"),
+        lambda: domain.start_session(StartSession("alice", "correct horse"), ports),
+        lambda: domain.update_profile(UpdateProfile(alice.id, 1, {"bio": "x"}), ports),
+        lambda: domain.follow_user(FollowUser(alice.id, "bob"), ports),
+        lambda: domain.unfollow_user(UnfollowUser(alice.id, "bob"), ports),
+    ]
+    for write in writes:
+        with pytest.raises(domain.DatabaseUnavailable) as exc:
+            write()
+        assert exc.value.status == 503 and exc.value.headers == {"Retry-After": "4"}
+    assert outage.tried == []
+    assert ports.passwords.verified == []  # no password work either
+    assert ports.ids.next_id() == ids_before + 1  # and no id spent
+
+
+def test_invalid_input_is_still_a_422_while_the_database_is_down(ports):
+    cached_users_with_database_down(ports, breaker_open=True)
+    with pytest.raises(Problem) as exc:
+        register(ports, "X")
+    assert exc.value.status == 422
+
+
+def test_follower_and_followee_ids_are_a_503_while_the_database_is_down(ports):
+    alice, _, _ = cached_users_with_database_down(ports, breaker_open=True)
+    with pytest.raises(domain.DatabaseUnavailable):
+        domain.page_follower_ids(alice.id, None, 10, ports)
+    with pytest.raises(domain.DatabaseUnavailable):
+        domain.list_followee_ids(alice.id, 0, 10, ports)

@@ -46,7 +46,10 @@ class FakeConnection:
     def transaction(self):
         yield
 
-    def execute(self, query, params):
+    def execute(self, query, params=None):
+        if query.startswith("SELECT count(*)"):  # the backlog gauge
+            pending = sum(1 for row in self.rows if row[0] not in self.marked)
+            return type("Cursor", (), {"fetchone": lambda _self: (pending,)})()
         if query.startswith("SELECT"):
             return type("Cursor", (), {"fetchall": lambda _self: list(self.rows)})()
         self.marked.extend(params[0])
@@ -58,7 +61,7 @@ class FakePool:
         self.conn = FakeConnection(rows)
 
     @contextmanager
-    def connection(self):
+    def connection(self, timeout=None):
         yield self.conn
 
 

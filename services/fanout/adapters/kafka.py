@@ -7,12 +7,13 @@ import socket
 import time
 from typing import Callable, Iterable
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 
 from fanout.config import FanoutConfig
 from fanout.domain import Unavailable
+from fanout.lag import KafkaOffsets, LagMonitor
 from fanout.processing import Message
 
 log = logging.getLogger("murmur.fanout.kafka")
@@ -32,6 +33,18 @@ def consumer(config: FanoutConfig) -> KafkaConsumer:
         heartbeat_interval_ms=3_000,
         max_poll_interval_ms=300_000,
     )
+
+
+def lag_monitor(config: FanoutConfig) -> LagMonitor:
+    """The group's consumer-lag gauge, refreshed from the brokers (connects on first use)."""
+
+    def admin() -> KafkaAdminClient:
+        return KafkaAdminClient(bootstrap_servers=config.stores.kafka_bootstrap,
+                                client_id=f"{config.process_name}-lag",
+                                request_timeout_ms=config.kafka_request_timeout_ms)
+
+    return LagMonitor(KafkaOffsets(admin, config.group_id, config.topics),
+                      interval=config.lag_interval)
 
 
 class RevocationListener(ConsumerRebalanceListener):

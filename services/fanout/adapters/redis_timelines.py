@@ -14,10 +14,12 @@ _TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
               redis.exceptions.BusyLoadingError, redis.exceptions.ReadOnlyError)
 
 
-def client(url: str, timeout: float) -> redis.Redis:
-    """A Redis client whose every call times out."""
-    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                health_check_interval=30)
+def client(url: str, timeout: float, max_connections: int = 8) -> redis.Redis:
+    """A Redis client whose every call times out, on a bounded pool (the bulkhead)."""
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=timeout, socket_timeout=timeout,
+        socket_connect_timeout=timeout, health_check_interval=30)
+    return redis.Redis(connection_pool=pool)
 
 
 class RedisTimelines:

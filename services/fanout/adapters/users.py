@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextvars
+
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Iterator
 
 import requests
 
+from common import resilience
 from fanout.adapters.http import get_json
 from fanout.domain import FollowerPage, Unavailable
 
@@ -17,18 +20,23 @@ class UsersFollowerSource:
 
     def __init__(self, base_url: str, session: requests.Session, *, page_size: int = 5000,
                  timeout: tuple[float, float] = (1.0, 5.0),
-                 read_ahead: ThreadPoolExecutor | None = None) -> None:
-        self.base_url, self.session = base_url.rstrip("/"), session
+                 read_ahead: ThreadPoolExecutor | None = None,
+                 breaker: resilience.Breaker | None = None) -> None:
+        self.base_url, self.session, self.breaker = base_url.rstrip("/"), session, breaker
         self.page_size, self.timeout = page_size, timeout
         self.read_ahead = read_ahead or ThreadPoolExecutor(1, thread_name_prefix="users-read-ahead")
 
     def follower_pages(self, user_id: int) -> Iterator[FollowerPage]:
         """Every follower of `user_id`, page by page."""
-        pending: Future | None = self.read_ahead.submit(self._page, user_id, None, self.page_size)
+        # The read-ahead thread runs in this context, so its HTTP calls join the trace.
+        context = contextvars.copy_context()
+        pending: Future | None = self.read_ahead.submit(context.run, self._page, user_id, None,
+                                                        self.page_size)
         try:
             while pending is not None:
                 page, next_after = pending.result()
-                pending = (self.read_ahead.submit(self._page, user_id, next_after, self.page_size)
+                pending = (self.read_ahead.submit(contextvars.copy_context().run, self._page,
+                                                  user_id, next_after, self.page_size)
                            if next_after is not None else None)
                 yield page
         finally:
@@ -45,7 +53,7 @@ class UsersFollowerSource:
         if after is not None:
             params["after"] = str(after)
         body = get_json(self.session, f"{self.base_url}/internal/users/{user_id}/follower-ids",
-                        params, self.timeout)
+                        params, self.timeout, self.breaker)
         try:
             ids = [int(i) for i in body["ids"]]
             next_after = body.get("next_after")

@@ -13,8 +13,10 @@ class TimelineClient:
 
     def post(self, user_id: str, text: str, idempotency_key: str | None) -> Reply:
         """Post a tweet as `user_id` (the same key again answers the same tweet)."""
+        # With a key, timeline answers a repeat with the tweet it already made: safe to retry.
         return self.http.call("POST", "/tweets", user_id=user_id, json={"text": text},
-                              headers={"Idempotency-Key": idempotency_key})
+                              headers={"Idempotency-Key": idempotency_key},
+                              idempotent=idempotency_key is not None)
 
     def get(self, tweet_id: str) -> Reply:
         """One tweet."""

@@ -57,7 +57,8 @@ class UsersClient:
         unique = list(dict.fromkeys(ids))
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(unique), BATCH_MAX):
+            # A read that POSTs only to carry its list of ids: safe to retry.
             reply = self.http.call("POST", "/internal/users/batch",
-                                   json={"ids": unique[start:start + BATCH_MAX]})
+                                   json={"ids": unique[start:start + BATCH_MAX]}, idempotent=True)
             found.update((reply.body or {}).get("users") or {})
         return found

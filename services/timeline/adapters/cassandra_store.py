@@ -4,6 +4,10 @@ The driver's Cluster owns an event loop thread and sockets, which do not survive
 `CassandraSession` connects on first use, so each gunicorn worker (and the relay) gets its
 own after the fork. Statements are prepared once per session and carry the configured
 consistency level.
+
+The repository's calls go through `CassandraSession.execute`/`read`/`read_many`: each is
+bounded by the request's deadline (`resilience.timeout_within`), runs through the Cassandra
+breaker when one is given, and reads (idempotent) are retried on transient errors.
 """
 
 from __future__ import annotations
@@ -11,15 +15,20 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import timezone
-from typing import Sequence
+from typing import Any, Sequence
 
-from cassandra import ConsistencyLevel
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
+from cassandra import (ConsistencyLevel, CoordinationFailure, OperationTimedOut, Timeout,
+                       Unavailable)
+from cassandra.cluster import (EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable,
+                               Session)
 from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
+from common import resilience
 from common.config import Stores
+from timeline.adapters.guard import Guard
 from timeline.domain import MAX_ID, OutboxMessage, Tweet
 
 # The native protocol of Cassandra 4 and 5; fixing it spares a downgrade handshake per host.
@@ -28,6 +37,14 @@ PROTOCOL_VERSION = 5
 # Concurrent reads in flight per call (hydration, celebrity merge): enough to hide latency,
 # few enough not to starve the other request threads of the shared connection.
 CONCURRENCY = 32
+
+# "Cassandra cannot answer now": these trip the breaker and are worth retrying on reads.
+# Anything else (an invalid query, a schema mismatch) is a bug no retry or breaker helps.
+TRANSIENT = (OperationTimedOut, NoHostAvailable, Unavailable, Timeout, CoordinationFailure,
+             ConnectionException)
+# Reads are retried on all of them but our own timeout: a node too slow to answer in time
+# is not helped by asking it again, and every retry would add to its load.
+RETRYABLE = tuple(error for error in TRANSIENT if error is not OperationTimedOut)
 
 
 def consistency_level(name: str) -> int:
@@ -41,9 +58,12 @@ def consistency_level(name: str) -> int:
 class CassandraSession:
     """One lazily connected session per process, with a cache of prepared statements."""
 
-    def __init__(self, stores: Stores, request_timeout: float = 2.0) -> None:
+    def __init__(self, stores: Stores, request_timeout: float = 2.0, *,
+                 breaker: resilience.Breaker | None = None, read_attempts: int = 1) -> None:
         self.stores = stores
         self.request_timeout = request_timeout
+        self.guard = Guard("cassandra", TRANSIENT, breaker, read_attempts=read_attempts,
+                           retry_on=RETRYABLE)
         self.consistency = consistency_level(stores.cassandra_consistency)
         self._lock = threading.Lock()
         self._cluster: Cluster | None = None
@@ -85,6 +105,34 @@ class CassandraSession:
     def batch(self, batch_type: BatchType = BatchType.LOGGED) -> BatchStatement:
         """An empty batch at the configured consistency."""
         return BatchStatement(batch_type=batch_type, consistency_level=self.consistency)
+
+    def execute(self, statement: Any, params: Any = None) -> list:
+        """Run a write once (no retry), within the deadline, through the breaker."""
+        return self.guard.call(self._rows, statement, params)
+
+    def read(self, statement: Any, params: Any = None) -> list:
+        """Run an idempotent read, retried on transient errors within the deadline."""
+        return self.guard.read("read", self._rows, statement, params)
+
+    def read_many(self, statement: PreparedStatement, params: list[tuple]) -> list[list]:
+        """Run one read per parameter tuple concurrently; the rows of each, in order."""
+        if not params:
+            return []
+        return self.guard.read("read_many", self._concurrent_rows, statement, params)
+
+    def _rows(self, statement: Any, params: Any) -> list:
+        timeout = resilience.timeout_within(self.request_timeout)
+        return list(self.session.execute(statement, params, timeout=timeout))
+
+    def _concurrent_rows(self, statement: PreparedStatement, params: list[tuple]) -> list[list]:
+        # execute_concurrent takes no timeout: a copy of the default profile carries it.
+        profile = self.session.execution_profile_clone_update(
+            EXEC_PROFILE_DEFAULT, request_timeout=resilience.timeout_within(self.request_timeout))
+        results = execute_concurrent_with_args(self.session, statement, params,
+                                               concurrency=CONCURRENCY,
+                                               raise_on_first_error=True,
+                                               execution_profile=profile)
+        return [list(result) for _ok, result in results]
 
     def ping(self) -> None:
         """Raise unless the node answers a trivial query."""
@@ -132,7 +180,7 @@ class CassandraTweets:
                   (tweet.id, tweet.author_id, tweet.text, tweet.created_at))
         batch.add(self.db.prepare(INSERT_USER_TWEET), (tweet.author_id, tweet.id))
         batch.add(self.db.prepare(INSERT_OUTBOX), _outbox_values(message))
-        self.db.session.execute(batch)
+        self.db.execute(batch)
 
     def delete(self, tweet: Tweet, message: OutboxMessage) -> None:
         """Remove the tweet and its author-timeline row, and record the event, atomically."""
@@ -140,24 +188,22 @@ class CassandraTweets:
         batch.add(self.db.prepare(DELETE_TWEET), (tweet.id,))
         batch.add(self.db.prepare(DELETE_USER_TWEET), (tweet.author_id, tweet.id))
         batch.add(self.db.prepare(INSERT_OUTBOX), _outbox_values(message))
-        self.db.session.execute(batch)
+        self.db.execute(batch)
 
     def get_many(self, tweet_ids: Sequence[int]) -> dict[int, Tweet]:
         """The stored tweets among `tweet_ids`, read concurrently."""
         statement = self.db.prepare(SELECT_TWEET)
         if len(tweet_ids) == 1:
-            rows = [self.db.session.execute(statement, (tweet_ids[0],)).one()]
+            rows = self.db.read(statement, (tweet_ids[0],))
         else:
-            results = execute_concurrent_with_args(
-                self.db.session, statement, [(t,) for t in tweet_ids],
-                concurrency=CONCURRENCY, raise_on_first_error=True)
-            rows = [result.one() for _ok, result in results]
-        return {row.id: _tweet(row) for row in rows if row is not None}
+            rows = [row for found in self.db.read_many(statement, [(t,) for t in tweet_ids])
+                    for row in found]
+        return {row.id: _tweet(row) for row in rows}
 
     def author_tweet_ids(self, author_id: int, before: int | None, limit: int) -> list[int]:
         """The author's tweet ids below `before`, newest first."""
-        rows = self.db.session.execute(self.db.prepare(SELECT_AUTHOR_TWEET_IDS),
-                                       (author_id, before or MAX_ID, limit))
+        rows = self.db.read(self.db.prepare(SELECT_AUTHOR_TWEET_IDS),
+                            (author_id, before or MAX_ID, limit))
         return [row.tweet_id for row in rows]
 
     def recent_tweet_ids(self, author_ids: Sequence[int], before: int | None,
@@ -165,11 +211,9 @@ class CassandraTweets:
         """The newest `limit` ids below `before` across several authors, newest first."""
         if not author_ids:
             return []
-        results = execute_concurrent_with_args(
-            self.db.session, self.db.prepare(SELECT_AUTHOR_TWEET_IDS),
-            [(a, before or MAX_ID, limit) for a in author_ids],
-            concurrency=CONCURRENCY, raise_on_first_error=True)
-        merged = {row.tweet_id for _ok, result in results for row in result}
+        results = self.db.read_many(self.db.prepare(SELECT_AUTHOR_TWEET_IDS),
+                                    [(a, before or MAX_ID, limit) for a in author_ids])
+        merged = {row.tweet_id for rows in results for row in rows}
         return sorted(merged, reverse=True)[:limit]
 
 

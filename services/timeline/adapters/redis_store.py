@@ -4,6 +4,9 @@ Keys (the profile's Redis database keeps test and demo data apart):
 `home:{user}` (common.home_timeline), `tweet:{id}` (cached tweet), `idem:tweet:{author}:
 {digest}` (Idempotency-Key record), `celebs:{user}` (cached celebrity followees),
 `ids:worker:{n}` (snowflake worker-id leases, shared by every service so ids never collide).
+
+Every call goes through the Redis guard (breaker, outages as `DependencyUnavailable`), so
+the handlers can serve a home timeline without Redis and treat the cache as optional.
 """
 
 from __future__ import annotations
@@ -13,11 +16,23 @@ import json
 from typing import Sequence
 
 import redis
-
+from common import resilience
+from common.metrics import CACHE_REQUESTS
 from common.config import Stores
 from common.home_timeline import HomeTimelines
 from common.ids import LeasedIds, owner_name
+from timeline.adapters.guard import Guard
 from timeline.domain import IdempotencyRecord, Tweet, created_at_of
+
+# "Redis cannot answer now" (down, timing out, loading, a read-only replica): these trip
+# the breaker. A ResponseError (a wrong command) is a bug, not an outage.
+TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+             redis.exceptions.BusyLoadingError, redis.exceptions.ReadOnlyError)
+
+
+def guard(breaker: resilience.Breaker | None = None) -> Guard:
+    """The guard of Redis calls (no retries: every call here is on a request's hot path)."""
+    return Guard("redis", TRANSIENT, breaker)
 
 WORKER_LEASE_PREFIX = "ids:worker"
 DELETED = b"-"  # cache marker of a deleted tweet
@@ -32,11 +47,11 @@ return 0
 """
 
 
-def connect(stores: Stores, max_connections: int = 32) -> redis.Redis:
-    """A client with a bounded pool and timeouts; it connects on first command."""
+def connect(stores: Stores, max_connections: int = 32, timeout: float = 1.0) -> redis.Redis:
+    """A client with a bounded pool (the bulkhead) and timeouts; connects on first command."""
     pool = redis.BlockingConnectionPool.from_url(
-        stores.redis_url, max_connections=max_connections, timeout=1.0,
-        socket_timeout=1.0, socket_connect_timeout=stores.connect_timeout,
+        stores.redis_url, max_connections=max_connections, timeout=timeout,
+        socket_timeout=timeout, socket_connect_timeout=min(timeout, stores.connect_timeout),
         health_check_interval=30)
     return redis.Redis(connection_pool=pool)
 
@@ -67,21 +82,30 @@ class RedisTweetCache:
     the deleted id (still in followers' timelines until fan-out removes it) skip the store.
     """
 
-    def __init__(self, client: redis.Redis, ttl: int, deleted_ttl: int = 3600) -> None:
+    def __init__(self, client: redis.Redis, ttl: int, deleted_ttl: int = 3600,
+                 guarded: Guard | None = None) -> None:
         self.client, self.ttl, self.deleted_ttl = client, ttl, deleted_ttl
+        self.guard = guarded or guard()
 
     def get_many(self, tweet_ids: Sequence[int]) -> dict[int, Tweet | None]:
         """Cached tweets among `tweet_ids`; None for ids known to be deleted."""
-        values = self.client.mget([tweet_key(t) for t in tweet_ids])
-        return {t: (None if raw == DELETED else decode_tweet(t, raw))
-                for t, raw in zip(tweet_ids, values) if raw is not None}
+        try:
+            values = self.guard.call(self.client.mget, [tweet_key(t) for t in tweet_ids])
+        except Exception:
+            CACHE_REQUESTS.labels("tweet", "miss").inc(len(tweet_ids))
+            raise
+        found = {t: (None if raw == DELETED else decode_tweet(t, raw))
+                 for t, raw in zip(tweet_ids, values) if raw is not None}
+        CACHE_REQUESTS.labels("tweet", "hit").inc(len(found))
+        CACHE_REQUESTS.labels("tweet", "miss").inc(len(tweet_ids) - len(found))
+        return found
 
     def put_many(self, tweets: Sequence[Tweet]) -> None:
         """Cache tweets loaded from the store in one round trip, never over a marker."""
         pipe = self.client.pipeline(transaction=False)
         for tweet in tweets:
             pipe.set(tweet_key(tweet.id), encode_tweet(tweet), ex=self.ttl, nx=True)
-        pipe.execute()
+        self.guard.call(pipe.execute)
 
 
 def idempotency_key(author_id: int, key: str) -> str:
@@ -102,8 +126,9 @@ def decode_record(raw: bytes | str) -> IdempotencyRecord:
 class RedisIdempotency:
     """Idempotency-Key records with a TTL, claimed with SET NX so one request wins."""
 
-    def __init__(self, client: redis.Redis, ttl: int) -> None:
+    def __init__(self, client: redis.Redis, ttl: int, guarded: Guard | None = None) -> None:
         self.client, self.ttl = client, ttl
+        self.guard = guarded or guard()
         self._replace_if = client.register_script(_REPLACE_IF)
 
     def claim(self, author_id: int, key: str,
@@ -111,21 +136,21 @@ class RedisIdempotency:
         """Store `record` if the key is free (None), else return the record already there."""
         name = idempotency_key(author_id, key)
         while True:
-            previous = self.client.set(name, encode_record(record), nx=True, ex=self.ttl,
-                                       get=True)
+            previous = self.guard.call(self.client.set, name, encode_record(record), nx=True,
+                                       ex=self.ttl, get=True)
             if previous is not None:
                 return decode_record(previous)
             # SET NX GET answers nil both when it set the key and when it lost a race to a
             # key that then expired; only a read tells which.
-            current = self.client.get(name)
+            current = self.guard.call(self.client.get, name)
             if current is not None and decode_record(current) == record:
                 return None
 
     def replace(self, author_id: int, key: str, expected: IdempotencyRecord,
                 new: IdempotencyRecord) -> bool:
         """Swap `expected` for `new` atomically; False if someone changed it meanwhile."""
-        return bool(self._replace_if(keys=[idempotency_key(author_id, key)],
-                                     args=[encode_record(expected), encode_record(new)]))
+        return bool(self.guard.call(self._replace_if, keys=[idempotency_key(author_id, key)],
+                                    args=[encode_record(expected), encode_record(new)]))
 
     def stage_done(self, pipe, author_id: int, key: str, record: IdempotencyRecord) -> None:
         """Queue the final record on the caller's pipeline."""
@@ -136,9 +161,11 @@ class RedisHomeState:
     """The Redis side of posting and deleting, each in a single pipelined round trip."""
 
     def __init__(self, client: redis.Redis, home: HomeTimelines, cache: RedisTweetCache,
-                 idempotency: RedisIdempotency, wakeup_channel: str) -> None:
+                 idempotency: RedisIdempotency, wakeup_channel: str,
+                 guarded: Guard | None = None) -> None:
         self.client, self.home, self.cache = client, home, cache
         self.idempotency, self.wakeup_channel = idempotency, wakeup_channel
+        self.guard = guarded or guard()
 
     def record_post(self, tweet: Tweet, bucket: int,
                     idempotency: tuple[int, str, IdempotencyRecord] | None) -> None:
@@ -149,7 +176,7 @@ class RedisHomeState:
         if idempotency is not None:
             self.idempotency.stage_done(pipe, *idempotency)
         pipe.publish(self.wakeup_channel, str(bucket))
-        pipe.execute()
+        self.guard.call(pipe.execute)
 
     def record_delete(self, tweet: Tweet, bucket: int) -> None:
         """Drop the tweet from its author's timeline, mark it deleted in the cache, nudge."""
@@ -157,11 +184,11 @@ class RedisHomeState:
         self.home.stage_remove(pipe, tweet.author_id, [tweet.id])
         pipe.set(tweet_key(tweet.id), DELETED, ex=self.cache.deleted_ttl)
         pipe.publish(self.wakeup_channel, str(bucket))
-        pipe.execute()
+        self.guard.call(pipe.execute)
 
     def page(self, user_id: int, before: int | None, limit: int) -> list[int]:
         """Tweet ids of a home timeline, newest first, below `before`."""
-        return self.home.page(user_id, before, limit)
+        return self.guard.call(self.home.page, user_id, before, limit)
 
 
 def leased_ids(client: redis.Redis, process: str) -> LeasedIds:

@@ -8,7 +8,8 @@ lived tombstone after it commits, and the cache is filled only where no key exis
 fetched the row just before a write commits can put the old row back just after the
 write's delete, and the stale counts then live for the whole TTL. With the tombstone,
 that late fill finds the key taken and is dropped. Redis being down only costs hits:
-every failure is logged and treated as a miss, so reads fall through to Postgres.
+every failure is logged and treated as a miss, so reads fall through to Postgres; once
+the Redis breaker opens, the cache is skipped without a round trip until it half-opens.
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence, TypeVar
 
 import redis
 
+from common.metrics import CACHE_REQUESTS
+from common import resilience
+from common.resilience import Breaker, CircuitBreakerError
 from users.domain import User
 
 log = logging.getLogger("murmur.users.cache")
+T = TypeVar("T")
 
 
 def profile_key(user_id: int) -> str:
@@ -55,13 +60,36 @@ def load(raw: bytes | str) -> User:
 TOMBSTONE = b"-"
 
 
-class RedisProfileCache:
-    """The ProfileCache on a redis-py client."""
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` means Redis is unreachable or too slow (not that it refused a command)."""
+    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError))
 
-    def __init__(self, client: redis.Redis, ttl: int, tombstone_ttl: int = 5) -> None:
+
+def redis_breaker(*, fail_max: int, reset_timeout: float) -> Breaker:
+    """The process's Redis breaker; it counts outages only."""
+    return resilience.breaker("redis", fail_max=fail_max, reset_timeout=reset_timeout,
+                              exclude=[lambda exc: not is_outage(exc)])
+
+
+class RedisProfileCache:
+    """The ProfileCache on a redis-py client, behind a circuit breaker."""
+
+    def __init__(self, client: redis.Redis, ttl: int, tombstone_ttl: int = 5, *,
+                 breaker: Breaker | None = None) -> None:
         # The tombstone outlives any read in flight when a write commits: a read holds
         # its row for at most the pool wait plus the statement timeout (2 s + 2 s).
         self.client, self.ttl, self.tombstone_ttl = client, ttl, tombstone_ttl
+        self.breaker = breaker or Breaker("redis", exclude=[lambda exc: not is_outage(exc)])
+
+    def _call(self, what: str, command: Callable[[], T], default: T) -> T:
+        """`command` through the breaker; `default` when Redis failed or is skipped."""
+        try:
+            return self.breaker.call(command)
+        except CircuitBreakerError:
+            return default  # Redis failed moments ago: skip it, as a miss, without trying
+        except redis.RedisError as exc:
+            log.warning("profile cache %s failed: %s", what, exc)
+            return default
 
     def get(self, user_id: int) -> User | None:
         """The cached profile, or None on a miss (or when Redis fails)."""
@@ -71,11 +99,8 @@ class RedisProfileCache:
         """Cached profiles of `user_ids` in one MGET; misses are left out."""
         if not user_ids:
             return {}
-        try:
-            values = self.client.mget([profile_key(u) for u in user_ids])
-        except redis.RedisError as exc:
-            log.warning("profile cache read failed: %s", exc)
-            return {}
+        keys = [profile_key(u) for u in user_ids]
+        values = self._call("read", lambda: self.client.mget(keys), [None] * len(keys))
         found = {}
         for user_id, raw in zip(user_ids, values):
             if raw is not None and raw != TOMBSTONE:
@@ -83,15 +108,13 @@ class RedisProfileCache:
                     found[user_id] = load(raw)
                 except (ValueError, TypeError, KeyError):
                     continue  # an entry from an older layout: a miss, overwritten later
+        CACHE_REQUESTS.labels("profile", "hit").inc(len(found))
+        CACHE_REQUESTS.labels("profile", "miss").inc(len(user_ids) - len(found))
         return found
 
     def id_for(self, username: str) -> int | None:
         """The id cached for `username`, or None."""
-        try:
-            raw = self.client.get(username_key(username))
-        except redis.RedisError as exc:
-            log.warning("profile cache read failed: %s", exc)
-            return None
+        raw = self._call("read", lambda: self.client.get(username_key(username)), None)
         return int(raw) if raw is not None else None
 
     def put(self, users: Iterable[User]) -> None:
@@ -102,12 +125,8 @@ class RedisProfileCache:
             pipe.set(profile_key(user.id), dump(user), ex=self.ttl, nx=True)
             pipe.set(username_key(user.username), user.id, ex=self.ttl)
             count += 1
-        if not count:
-            return
-        try:
-            pipe.execute()
-        except redis.RedisError as exc:
-            log.warning("profile cache write failed: %s", exc)
+        if count:
+            self._call("write", pipe.execute, None)
 
     def forget(self, *user_ids: int) -> None:
         """Invalidate cached profiles after a write (a failure leaves them stale for the TTL)."""
@@ -116,10 +135,7 @@ class RedisProfileCache:
         pipe = self.client.pipeline(transaction=False)
         for user_id in user_ids:
             pipe.set(profile_key(user_id), TOMBSTONE, ex=self.tombstone_ttl)
-        try:
-            pipe.execute()
-        except redis.RedisError as exc:
-            log.warning("profile cache invalidation failed for %s: %s", user_ids, exc)
+        self._call(f"invalidation of {user_ids}", pipe.execute, None)
 
     def ping(self) -> None:
         """Raise unless Redis answers PING."""

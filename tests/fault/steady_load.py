@@ -1,0 +1,121 @@
+"""Steady client load for fault tests: idempotent GETs through nginx, every outcome kept.
+
+A fault test starts a `SteadyLoad` before injecting its fault and stops it after recovery;
+a failed request is any answer other than 2xx, or no answer at all (connection error,
+timeout). The figures (count, failures, max latency) are what the test asserts and prints.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import requests
+
+from common import config
+
+API = f"http://127.0.0.1:{config.profile().http_port}/api/v1"
+PASSWORD = "fault-test-password"
+
+
+@dataclass(frozen=True)
+class Account:
+    """A signed-up user with a session."""
+
+    username: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def sign_up(prefix: str) -> Account:
+    """Create an account through the public API and open a session for it."""
+    username = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    body = {"username": username, "password": PASSWORD}
+    created = requests.post(f"{API}/users", json=body, timeout=10)
+    assert created.status_code == 201, created.text
+    session = requests.post(f"{API}/sessions", json=body, timeout=10)
+    assert session.status_code == 200, session.text
+    return Account(username, session.json()["access_token"])
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One request that did not get a 2xx answer."""
+
+    at: float  # seconds since the load started
+    path: str
+    outcome: str  # "HTTP 503 ..." or the exception
+
+
+@dataclass
+class SteadyLoad:
+    """`threads` clients, each cycling through `targets` (path, headers) with a short pause.
+
+    The pause keeps the rate well under nginx's per-client limit and leaves the two cores
+    to the services: the point is a steady stream of requests, not saturation.
+    """
+
+    targets: list[tuple[str, dict[str, str]]]
+    threads: int = 4
+    pause: float = 0.02
+    count: int = 0
+    max_latency: float = 0.0
+    slowest: str = ""  # when and what the slowest request was
+    failures: list[Failure] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _workers: list[threading.Thread] = field(default_factory=list)
+    _t0: float = 0.0
+
+    def __enter__(self) -> "SteadyLoad":
+        self._t0 = time.monotonic()
+        for n in range(self.threads):
+            worker = threading.Thread(target=self._run, args=(n,), daemon=True)
+            worker.start()
+            self._workers.append(worker)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(timeout=30)
+
+    def _run(self, offset: int) -> None:
+        session = requests.Session()
+        n = offset
+        while not self._stop.is_set():
+            path, headers = self.targets[n % len(self.targets)]
+            n += 1
+            started = time.monotonic()
+            try:
+                resp = session.get(f"{API}{path}", headers=headers, timeout=15)
+                outcome = "" if 200 <= resp.status_code < 300 else \
+                    f"HTTP {resp.status_code} {resp.text[:200]}"
+            except requests.RequestException as exc:
+                outcome = f"{type(exc).__name__}: {exc}"
+            latency = time.monotonic() - started
+            with self._lock:
+                self.count += 1
+                if latency > self.max_latency:
+                    self.max_latency = latency
+                    self.slowest = f"GET {path} at {started - self._t0:.1f}s"
+                if outcome:
+                    self.failures.append(Failure(started - self._t0, path, outcome))
+            time.sleep(self.pause)
+        session.close()
+
+    def wait_for(self, requests_done: int, timeout: float = 30.0) -> None:
+        """Block until at least `requests_done` requests were made in all (the load runs)."""
+        deadline = time.monotonic() + timeout
+        while self.count < requests_done:
+            assert time.monotonic() < deadline, f"only {self.count} requests in {timeout}s"
+            time.sleep(0.05)
+
+    def summary(self) -> str:
+        return (f"{self.count} requests, {len(self.failures)} failed, "
+                f"max latency {self.max_latency * 1000:.0f} ms ({self.slowest})")
