@@ -9,7 +9,6 @@ the fanout group's committed offset having moved past the event.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from datetime import datetime, timezone
 
@@ -21,7 +20,7 @@ from common.events import TWEET_POSTED, Event
 DELIVERY = 20.0  # seconds a fan-out may take in the test profile before we call it lost
 
 
-def wait_until_fanout_consumed(tweet_id: str, timeout: float = DELIVERY) -> None:
+def wait_until_fanout_consumed(api, tweet_id: str, timeout: float = DELIVERY) -> None:
     """Find the TweetPosted of `tweet_id` on Kafka and wait until the fanout group has
     committed past it: from then on, every write fanout would make for it is made."""
     from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -37,10 +36,10 @@ def wait_until_fanout_consumed(tweet_id: str, timeout: float = DELIVERY) -> None
         ends = consumer.end_offsets(partitions)
         for tp in partitions:  # the event is recent: look at the tail of each partition only
             consumer.seek(tp, max(0, ends[tp] - 500))
-        record = api_eventually(lambda: next(
+        record = api.eventually(lambda: next(
             (r for batch in consumer.poll(timeout_ms=500).values() for r in batch
              if b'"tweet_id":"%s"' % tweet_id.encode() in r.value), None), timeout,
-            f"TweetPosted {tweet_id} on {topic}")
+            message=f"TweetPosted {tweet_id} on {topic}")
         tp = TopicPartition(record.topic, record.partition)
         group = f"{stores.topic_prefix}fanout"
 
@@ -48,21 +47,11 @@ def wait_until_fanout_consumed(tweet_id: str, timeout: float = DELIVERY) -> None
             offsets = admin.list_group_offsets(group).get(group, {})
             return tp in offsets and offsets[tp].offset > record.offset
 
-        api_eventually(committed_past, timeout, f"group {group} committing past {record.offset}")
+        api.eventually(committed_past, timeout,
+                       message=f"group {group} committing past {record.offset}")
     finally:
         consumer.close()
         admin.close()
-
-
-def api_eventually(check, timeout: float, message: str):
-    """Poll `check` until it returns something truthy; fail with `message` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{message} not reached within {timeout}s")
 
 
 def has(api, member, tweet_id: str) -> bool:
@@ -117,7 +106,7 @@ def test_a_celebrity_post_is_merged_at_read_time_and_written_nowhere(api, redis_
                        message=f"celebrity post in {fan.username}'s timeline")
     # ... and once the fanout group has committed past the post's event, nothing was
     # written for it into any fan's home timeline.
-    wait_until_fanout_consumed(star_post["id"])
+    wait_until_fanout_consumed(api, star_post["id"])
     member = home_timeline.encode(int(star_post["id"]))
     for fan in fans:
         assert redis_client.zscore(home_timeline.key(int(fan.id)), member) is None
