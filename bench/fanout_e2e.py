@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO / "local"))
 
 from common import config, home_timeline  # noqa: E402
 from common.ids import IdGenerator  # noqa: E402
+from support import start_ready  # noqa: E402
 
 PASSWORD = "bench-password-1"
 WORKER_PORT = config.env_int("BENCH_FANOUT_PORT", 18399)
@@ -80,20 +81,10 @@ def start_bench_worker(threshold: int) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO / "services"),
            "CELEBRITY_THRESHOLD": str(threshold), "MURMUR_PORT": str(WORKER_PORT),
            "MURMUR_PROCESS": "bench-fanout"}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = open(config.murmur_home() / "log" / "bench-fanout.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "fanout.worker"], cwd=REPO, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{WORKER_PORT}/readyz", timeout=1).ok:
-                return proc
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    proc.terminate()
-    sys.exit("the benchmark's fanout worker did not become ready")
+    return start_ready([sys.executable, "-m", "fanout.worker"], env,
+                       f"http://127.0.0.1:{WORKER_PORT}/readyz",
+                       "the benchmark's fanout worker", log=log)
 
 
 def prefill(redis_client, followers: list[int], entries: int) -> None:

@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "services"))
 
 from common import config  # noqa: E402
+from support import start_ready  # noqa: E402
 
 BASELINE_PORT = config.env_int("BENCH_BASELINE_PORT", 18999)
 PASSWORD = "bench-password-1"
@@ -75,21 +76,10 @@ def start_baseline() -> subprocess.Popen:
     """gunicorn serving the baseline app with the gateway's worker and thread counts."""
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'services'}:{REPO}",
            "MURMUR_PORT": str(BASELINE_PORT), "MURMUR_PROCESS": "bench-baseline"}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "-c", "python:common.gunicorn_conf",
-         "bench.baseline_app:create_app()"], cwd=REPO, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{BASELINE_PORT}/readyz", timeout=2).ok:
-                return proc
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    proc.terminate()
-    sys.exit("the baseline app did not start")
+    return start_ready([str(Path(sys.executable).parent / "gunicorn"), "-c",
+                        "python:common.gunicorn_conf", "bench.baseline_app:create_app()"],
+                       env, f"http://127.0.0.1:{BASELINE_PORT}/readyz", "the baseline app",
+                       timeout=30)
 
 
 def set_rate_limit(per_second: int | None) -> None:

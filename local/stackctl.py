@@ -898,9 +898,7 @@ def cmd_up(profile: str) -> None:
     # Stores (Toxiproxy among them) before services, and the schema too: the services
     # expect their proxies, tables and topics to exist.
     start(stores)
-    import bootstrap
-
-    bootstrap.run(profile)
+    run_bootstrap(profile)
     tier = [c for c in comps if c.profile is not None]
     running = {c.name for c in tier if process_info(c.name)["statename"] == "RUNNING"}
     start(tier)
@@ -936,17 +934,14 @@ def cmd_down() -> None:
     print("Murmur is down.")
 
 
-def cmd_status() -> int:
+def cmd_status() -> None:
     running = supervisor_running()
     print(f"{'component':<22}{'state':<8}{'port':<8}pid")
-    down = 0
     for comp in components():
         info = process_info(comp.name) if running else {"statename": "STOPPED", "pid": 0}
         up = info["statename"] == "RUNNING"
-        down += not up
         pid = info["pid"] if up else "-"
         print(f"{comp.name:<22}{'up' if up else 'down':<8}{comp.port or '-':<8}{pid}")
-    return 0
 
 
 def cmd_stop(name: str) -> None:
@@ -1070,6 +1065,13 @@ def cmd_logs(name: str | None) -> None:
     os.execvp("tail", ["tail", "-n", "50", "-F", *files])
 
 
+def run_bootstrap(profile: str) -> None:
+    """Create the profile's databases, keyspace and topics (idempotent)."""
+    import bootstrap
+
+    bootstrap.run(profile)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=config.env("MURMUR_PROFILE", "dev"),
@@ -1083,32 +1085,21 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["MURMUR_PROFILE"] = args.profile
     if args.command in ("start", "stop", "restart", "reload") and not args.name:
         parser.error(f"{args.command} needs a component name (SERVICE=x)")
-    if args.command == "up":
-        cmd_up(args.profile)
-    elif args.command == "down":
-        cmd_down()
-    elif args.command == "status":
-        return cmd_status()
-    elif args.command == "start":
-        cmd_start(args.name)
-    elif args.command == "stop":
-        cmd_stop(args.name)
-    elif args.command == "restart":
-        cmd_restart(args.name)
-    elif args.command == "reload":
-        cmd_reload(args.name)
-    elif args.command == "rolling-restart":
-        cmd_rolling_restart(args.profile)
-    elif args.command == "toxic":
-        cmd_toxic(args.args)
-    elif args.command == "logs":
-        cmd_logs(args.name)
-    elif args.command == "prepare":
-        prepare(components())
-    elif args.command == "bootstrap":
-        import bootstrap
-
-        bootstrap.run(args.profile)
+    commands: dict[str, Callable[[], object]] = {
+        "up": lambda: cmd_up(args.profile),
+        "down": cmd_down,
+        "status": cmd_status,
+        "start": lambda: cmd_start(args.name),
+        "stop": lambda: cmd_stop(args.name),
+        "restart": lambda: cmd_restart(args.name),
+        "reload": lambda: cmd_reload(args.name),
+        "rolling-restart": lambda: cmd_rolling_restart(args.profile),
+        "toxic": lambda: cmd_toxic(args.args),
+        "logs": lambda: cmd_logs(args.name),
+        "prepare": lambda: prepare(components()),
+        "bootstrap": lambda: run_bootstrap(args.profile),
+    }
+    commands[args.command]()
     return 0
 
 

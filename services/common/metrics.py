@@ -15,3 +15,7 @@ CACHE_REQUESTS = Counter("murmur_cache_requests_total", "Cache lookups by cache 
 # With `common.resilience.POOL_IN_USE` and `POOL_SIZE`: how many calls queue for a connection.
 POOL_WAITING = Gauge("murmur_pool_waiting", "Calls waiting for a connection of a dependency's pool",
                      ["dependency"], multiprocess_mode="livemax")
+# Outbox rows waiting to be published to Kafka, by outbox (both relays export it).
+OUTBOX_BACKLOG = Gauge("murmur_outbox_backlog",
+                       "Outbox rows waiting to be published to Kafka, by outbox",
+                       ["outbox"], multiprocess_mode="livesum")

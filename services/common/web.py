@@ -22,7 +22,6 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -40,11 +39,6 @@ REQUESTS = Counter("murmur_http_requests_total", "HTTP requests served",
 LATENCY = Histogram("murmur_http_request_duration_seconds", "HTTP request duration",
                     ["service", "method", "route"],
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-
-# Shared by both outbox relays (one definition, whichever relays a process imports).
-OUTBOX_BACKLOG = Gauge("murmur_outbox_backlog",
-                       "Outbox rows waiting to be published to Kafka, by outbox",
-                       ["outbox"], multiprocess_mode="livesum")
 
 ReadinessCheck = Callable[[], None]  # raises when the dependency does not answer
 

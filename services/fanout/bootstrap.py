@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from common.home_timeline import HomeTimelines
+from common.http import service_session
 from fanout import config as fanout_config
+from fanout.adapters import http
 from fanout.config import FanoutConfig
 from fanout.domain import FollowerSource, Policy, Ports, Timelines, TweetIdSource
 from fanout.processing import DeadLetters, RecordProcessor
@@ -44,15 +46,14 @@ def bootstrap(config: FanoutConfig | None = None, *, followers: FollowerSource |
     timeout = (config.http_connect_timeout, config.http_read_timeout)
 
     if followers is None:
-        from fanout.adapters import http
-        from fanout.adapters.users import UsersFollowerSource
-
         from concurrent.futures import ThreadPoolExecutor
+
+        from fanout.adapters.users import UsersFollowerSource
 
         # One read-ahead thread and two connections per partition processed at once.
         width = max(1, config.partition_concurrency)
         users = UsersFollowerSource(
-            config.users_url, http.session(pool_size=2 * width),
+            config.users_url, service_session(2 * width),
             page_size=config.follower_page_size, timeout=timeout,
             read_ahead=ThreadPoolExecutor(width, thread_name_prefix="users-read-ahead"),
             breaker=http.breaker("users", fail_max=config.breaker_fail_max,
@@ -60,11 +61,10 @@ def bootstrap(config: FanoutConfig | None = None, *, followers: FollowerSource |
         closers.append(users.close)
         followers = users
     if tweets is None:
-        from fanout.adapters import http
         from fanout.adapters.timeline import TimelineTweetIds
 
         tweet_ids = TimelineTweetIds(config.timeline_url,
-                                     http.session(pool_size=max(1, config.partition_concurrency)),
+                                     service_session(max(1, config.partition_concurrency)),
                                      timeout=timeout,
                                      breaker=http.breaker("timeline",
                                                           fail_max=config.breaker_fail_max,

@@ -35,7 +35,8 @@ from kafka.errors import KafkaError
 
 from common import config as common_config
 from common import ids, logs, tracing
-from common.web import OUTBOX_BACKLOG, serve_probes
+from common.metrics import OUTBOX_BACKLOG
+from common.web import serve_probes
 from timeline import config as timeline_config
 from timeline.adapters import redis_store
 from timeline.adapters.cassandra_store import CassandraOutbox, CassandraSession, PendingEvent

@@ -28,7 +28,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from common import config as common_config
 from common import logs, tracing
-from common.web import OUTBOX_BACKLOG, serve_probes
+from common.metrics import OUTBOX_BACKLOG
+from common.web import serve_probes
 from users import config as users_config
 from users.bootstrap import pg_pool
 

@@ -48,12 +48,3 @@ def get_json(session: requests.Session, url: str, params: dict[str, Any],
     if not isinstance(body, dict):
         raise Unavailable(f"GET {url}: answer is not a JSON object")
     return body
-
-
-def session(pool_size: int = 4) -> requests.Session:
-    """A keep-alive session with a small connection pool (a bulkhead per dependency)."""
-    s = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
-    s.mount("http://", adapter)
-    s.mount("https://", adapter)
-    return s

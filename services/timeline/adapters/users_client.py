@@ -11,9 +11,9 @@ import logging
 
 import redis
 import requests
-from requests.adapters import HTTPAdapter
 
 from common import resilience
+from common.http import service_session
 from timeline.adapters.guard import Guard
 from timeline.domain import DependencyUnavailable
 
@@ -37,10 +37,7 @@ class UsersClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.guard = Guard("users", TRANSIENT, breaker, read_attempts=attempts)
-        self.http = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
-        self.http.mount("http://", adapter)
-        self.http.mount("https://", adapter)
+        self.http = service_session(pool_size)
 
     def followee_ids(self, user_id: int, min_followers: int, limit: int) -> list[int]:
         """Whom `user_id` follows among authors with at least `min_followers` followers."""

@@ -1,0 +1,33 @@
+"""What the benchmarks share: starting a process beside the stack and waiting for it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def start_ready(cmd: list[str], env: dict[str, str], ready_url: str, what: str,
+                timeout: float = 60, log: IO[bytes] | int = subprocess.DEVNULL) -> subprocess.Popen:
+    """Start `cmd` in the repository and return once `ready_url` answers 2xx; exit if not."""
+    # A benchmark process is not a platform process: its metrics stay in its own memory.
+    env = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(ready_url, timeout=1).ok:
+                return proc
+        except requests.RequestException:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    proc.terminate()
+    sys.exit(f"{what} did not become ready")
