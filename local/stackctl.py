@@ -260,6 +260,7 @@ def service_components(prof: config.Profile, prefix: str) -> list[Component]:
         # environment and supervisord restarts it with the new one.
         proxied = toxiproxy_switch(prof.name)
         env.update({p.env: str(p.listen if proxied else p.direct) for p in PROXIES})
+        env.update(otel_settings(prof.name))
         svc_port = 0
         if port_key:
             svc_port = config.SERVICE_PORTS[port_key] + prof.port_offset
@@ -345,6 +346,30 @@ def record_toxiproxy_switch(profile: str) -> None:
     if not on:
         print(f"  Toxiproxy off for the {profile} profile: its services connect to the stores "
               "directly", flush=True)
+
+
+def otel_settings(profile: str) -> dict[str, str]:
+    """The OTEL_* variables `profile`'s last `up` was given, for its service processes."""
+    path = ETC / f"otel-{profile}.env"
+    if not path.exists():
+        return {}
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def record_otel_settings(profile: str) -> None:
+    """`up` hands its caller's OTEL_* variables to the services; other commands keep them.
+
+    Recorded rather than inherited: supervisord keeps the environment it was first started
+    with, so `OTEL_TRACES_SAMPLER=... make up` on a running stack would otherwise change
+    nothing. A changed set changes the programs' definitions, and `up` restarts them.
+    """
+    settings = {k: v for k, v in sorted(os.environ.items())
+                if k.startswith("OTEL_") and v and "\n" not in v and '"' not in v}
+    write_if_changed(ETC / f"otel-{profile}.env",
+                     "".join(f"{k}={v}\n" for k, v in settings.items()))
+    if settings:
+        print(f"  OpenTelemetry for the {profile} profile: "
+              + " ".join(f"{k}={v}" for k, v in settings.items()), flush=True)
 
 
 def ready_http(url: str) -> Callable[[], None]:
@@ -573,7 +598,8 @@ def supervisord_conf() -> str:
             f"stdout_logfile={comp.log}",
             "stdout_logfile_maxbytes=20MB",
             "stdout_logfile_backups=1",
-            "environment=" + ",".join(f'{k}="{v}"' for k, v in env.items()),
+            # supervisord expands %(...)s in values: a literal % is written %%.
+            "environment=" + ",".join(f'{k}="{v.replace("%", "%%")}"' for k, v in env.items()),
         ]
         if comp.user:
             lines.append(f"user={comp.user}")
@@ -596,7 +622,11 @@ def ensure_supervisord() -> list[str]:
         sock = RUN / "supervisor.sock"
         if sock.exists():
             sock.unlink()
-        subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)], check=True)
+        # Without the caller's OTEL_* variables: the services get the recorded ones only,
+        # so one `up` with a sampler set cannot stick to supervisord for good.
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)],
+                       check=True, env=clean)
         deadline = time.monotonic() + 15
         while not supervisor_running():
             if time.monotonic() > deadline:
@@ -891,6 +921,7 @@ def cmd_up(profile: str) -> None:
     comps = stores_and_tier(profile)
     print(f"Starting Murmur ({profile} profile); data in {HOME}", flush=True)
     record_toxiproxy_switch(profile)
+    record_otel_settings(profile)
     prepare(comps)
     stores = [c for c in comps if c.profile is None]
     if supervisor_running():

@@ -61,6 +61,16 @@ def stackctl(*args: str, env: dict[str, str] | None = None,
     )
 
 
+def service_env(name: str) -> dict[str, str]:
+    """The environment a running supervised program was started with."""
+    import stackctl
+
+    info = stackctl.process_info(name)
+    assert info["statename"] == "RUNNING", f"{name} is {info['statename']}"
+    raw = Path(f"/proc/{info['pid']}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
 def make(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run a make target of the project, as a user would, in the test profile."""
     return subprocess.run(["make", "--no-print-directory", *args, "PROFILE=test"], cwd=REPO,

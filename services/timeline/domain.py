@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Protocol, Sequence
 
-from common import events, ids, tracing
+from common import events, ids
 from common.problems import Problem, not_found, validation_failed
 
 MAX_TEXT_LENGTH = 280
@@ -321,6 +321,9 @@ class Ports:
     rebuild_followees_max: int = 200  # authors read when a home timeline is rebuilt
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+    # The current request's trace context, stored with each event so that the relay's
+    # publish continues the request's trace (bootstrap wires OpenTelemetry's propagator).
+    trace_context: Callable[[], dict[str, str]] = dict
 
 
 # --------------------------------------------------------------------------- handlers
@@ -342,7 +345,7 @@ def post_tweet(cmd: PostTweet, ports: Ports) -> Tweet:
     message = to_outbox(TweetPosted(tweet.id, tweet.author_id, tweet.created_at),
                         ports.ids.next_id(), ports.tweets_topic, ports.outbox_buckets,
                         {**({"request_id": cmd.request_id} if cmd.request_id else {}),
-                         **tracing.current_trace_headers()})
+                         **ports.trace_context()})
     try:
         ports.tweets.save_posted(tweet, message)
     except Exception:
@@ -420,7 +423,7 @@ def delete_tweet(cmd: DeleteTweet, ports: Ports) -> Tweet:
         raise Problem(403, "Only the author may delete a tweet.")
     message = to_outbox(TweetDeleted(found.id, found.author_id), ports.ids.next_id(),
                         ports.tweets_topic, ports.outbox_buckets,
-                        tracing.current_trace_headers())
+                        ports.trace_context())
     ports.tweets.delete(found, message)
     try:
         ports.home.record_delete(found, message.bucket)

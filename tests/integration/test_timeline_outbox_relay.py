@@ -11,7 +11,6 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from common import events, topics
-from timeline import config as timeline_config
 from timeline import domain
 from timeline.adapters import cassandra_store, redis_store
 from timeline.app import create_app
@@ -34,38 +33,32 @@ class OwnBuckets:
 
 
 @pytest.fixture(scope="module")
-def config():
-    cfg = timeline_config.load()
-    assert cfg.stores.keyspace == "murmur_test", "run with MURMUR_PROFILE=test"
-    return cfg
-
-
-@pytest.fixture(scope="module")
-def db(config):
-    session = cassandra_store.CassandraSession(config.stores, 5.0)
+def db(timeline_cfg):
+    session = cassandra_store.CassandraSession(timeline_cfg.stores, 5.0)
     yield session
     session.shutdown()
 
 
 @pytest.fixture(scope="module")
-def redis_client(config):
-    client = redis_store.connect(config.stores)
+def redis_client(timeline_cfg):
+    client = redis_store.connect(timeline_cfg.stores)
     yield client
     client.close()
 
 
 @pytest.fixture(scope="module")
-def publisher(config):
-    pub = KafkaPublisher(config.stores.kafka_bootstrap, 5000, f"test-relay-{uuid.uuid4().hex}")
+def publisher(timeline_cfg):
+    pub = KafkaPublisher(timeline_cfg.stores.kafka_bootstrap, 5000,
+                         f"test-relay-{uuid.uuid4().hex}")
     yield pub
     pub.close()
 
 
 @pytest.fixture
-def consumer(config):
+def consumer(timeline_cfg):
     """A consumer in a fresh group, positioned at the current end of the tweets topic."""
-    topic = config.stores.topic(topics.TWEETS)
-    consumer = KafkaConsumer(bootstrap_servers=config.stores.kafka_bootstrap,
+    topic = timeline_cfg.stores.topic(topics.TWEETS)
+    consumer = KafkaConsumer(bootstrap_servers=timeline_cfg.stores.kafka_bootstrap,
                              group_id=f"test-timeline-relay-{uuid.uuid4().hex}",
                              enable_auto_commit=False, request_timeout_ms=10000)
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
@@ -98,22 +91,23 @@ def private_bucket() -> int:
     return 20_000 + random.randrange(1_000_000)
 
 
-def write_posted(db, config, ids, bucket):
+def write_posted(db, timeline_cfg, ids, bucket):
     author = random.randrange(1 << 40, 1 << 62)
     tweet_id = ids.next_id()
     tweet = domain.Tweet(tweet_id, author, "relayed", domain.created_at_of(tweet_id))
     message = replace(domain.to_outbox(domain.TweetPosted(tweet_id, author, tweet.created_at),
-                                       ids.next_id(), config.stores.topic(topics.TWEETS), 16,
-                                       {"request_id": "req-1"}), bucket=bucket)
+                                       ids.next_id(), timeline_cfg.stores.topic(topics.TWEETS),
+                                       16, {"request_id": "req-1"}), bucket=bucket)
     cassandra_store.CassandraTweets(db).save_posted(tweet, message)
     return tweet, message
 
 
-def test_the_relay_publishes_tweet_posted_and_then_removes_the_row(db, config, redis_client,
-                                                                 publisher, consumer):
+def test_the_relay_publishes_tweet_posted_and_then_removes_the_row(db, timeline_cfg,
+                                                                 redis_client, publisher,
+                                                                 consumer):
     ids = redis_store.leased_ids(redis_client, "test-relay")
     bucket = private_bucket()
-    tweet, message = write_posted(db, config, ids, bucket)
+    tweet, message = write_posted(db, timeline_cfg, ids, bucket)
     relay = Relay(cassandra_store.CassandraOutbox(db), publisher, OwnBuckets([bucket]))
     assert relay.run_once() == (1, True)
     record = consume_until(consumer, lambda r: r.key == str(tweet.author_id).encode())
@@ -128,11 +122,11 @@ def test_the_relay_publishes_tweet_posted_and_then_removes_the_row(db, config, r
     ids.release()
 
 
-def test_while_kafka_is_down_rows_wait_in_the_outbox(db, config, redis_client, publisher,
-                                                   consumer):
+def test_while_kafka_is_down_rows_wait_in_the_outbox(db, timeline_cfg, redis_client,
+                                                   publisher, consumer):
     ids = redis_store.leased_ids(redis_client, "test-relay")
     bucket = private_bucket()
-    tweet, _ = write_posted(db, config, ids, bucket)
+    tweet, _ = write_posted(db, timeline_cfg, ids, bucket)
     outbox = cassandra_store.CassandraOutbox(db)
     dead = KafkaPublisher("127.0.0.1:9", 500, "test-relay-dead")
     with pytest.raises(PublishFailed):
@@ -144,13 +138,13 @@ def test_while_kafka_is_down_rows_wait_in_the_outbox(db, config, redis_client, p
     ids.release()
 
 
-def test_a_post_and_a_delete_through_the_app_reach_kafka_in_order(config, db, publisher,
+def test_a_post_and_a_delete_through_the_app_reach_kafka_in_order(timeline_cfg, db, publisher,
                                                                  consumer):
     # A million buckets put this author's rows in one the platform's relay never scans
     # (it owns 0..15), so only this test's relay publishes them and the order is exact.
-    private = replace(config, outbox_buckets=1_000_000)
+    private = replace(timeline_cfg, outbox_buckets=1_000_000)
     author = random.randrange(1 << 40, 1 << 62)
-    while domain.outbox_bucket(author, private.outbox_buckets) < config.outbox_buckets:
+    while domain.outbox_bucket(author, private.outbox_buckets) < timeline_cfg.outbox_buckets:
         author = random.randrange(1 << 40, 1 << 62)
     bucket = domain.outbox_bucket(author, private.outbox_buckets)
     app = create_app(private)

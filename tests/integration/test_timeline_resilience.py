@@ -15,24 +15,10 @@ import pytest
 import redis
 
 from common import ids, resilience
-from timeline import config as timeline_config
 from timeline.adapters import cassandra_store, redis_store, users_client
 from timeline.adapters.guard import transient_breaker
 from timeline.app import create_app
 from timeline.domain import REBUILT, DependencyUnavailable
-
-
-class FakeFollowees:
-    """Stands in for the users service."""
-
-    def __init__(self) -> None:
-        self.following: dict[int, list[int]] = {}
-
-    def celebrities(self, user_id):
-        return []
-
-    def followees(self, user_id, limit):
-        return self.following.get(user_id, [])[:limit]
 
 
 def fresh_breakers() -> dict[str, resilience.Breaker]:
@@ -48,30 +34,18 @@ def fresh_breakers() -> dict[str, resilience.Breaker]:
 
 
 @pytest.fixture(scope="module")
-def config():
-    cfg = timeline_config.load()
-    assert cfg.stores.keyspace == "murmur_test", "run with MURMUR_PROFILE=test"
-    return cfg
-
-
-@pytest.fixture(scope="module")
-def followees():
-    return FakeFollowees()
-
-
-@pytest.fixture(scope="module")
-def healthy(config, followees):
-    app = create_app(config, followees=followees, breakers=fresh_breakers())
+def healthy(timeline_cfg, followees):
+    app = create_app(timeline_cfg, followees=followees, breakers=fresh_breakers())
     yield app.test_client()
     app.extensions["timeline"].close()
 
 
 @pytest.fixture
-def without_redis(config, followees):
+def without_redis(timeline_cfg, followees):
     """The app with Redis unreachable (nothing listens on the port)."""
     dead = redis.Redis(host="127.0.0.1", port=9, socket_timeout=0.5, socket_connect_timeout=0.5)
     # A fixed worker id: leasing one needs Redis, which this app cannot reach.
-    app = create_app(config, followees=followees, redis=dead, breakers=fresh_breakers(),
+    app = create_app(timeline_cfg, followees=followees, redis=dead, breakers=fresh_breakers(),
                      ids=ids.IdGenerator(1023))
     yield app
     app.extensions["timeline"].close()
@@ -124,9 +98,9 @@ def test_without_redis_a_post_with_an_idempotency_key_is_a_503(without_redis):
     assert int(resp.headers["Retry-After"]) >= 1
 
 
-def test_an_open_cassandra_breaker_answers_503_with_retry_after_at_once(config, followees):
+def test_an_open_cassandra_breaker_answers_503_with_retry_after_at_once(timeline_cfg, followees):
     breakers = fresh_breakers()
-    app = create_app(config, followees=followees, breakers=breakers)
+    app = create_app(timeline_cfg, followees=followees, breakers=breakers)
     try:
         client = app.test_client()
         author = new_user_id()
@@ -147,8 +121,8 @@ def test_an_open_cassandra_breaker_answers_503_with_retry_after_at_once(config, 
         app.extensions["timeline"].close()
 
 
-def test_cassandra_reads_never_wait_past_the_deadline(healthy, config):
-    session = cassandra_store.CassandraSession(config.stores, request_timeout=5)
+def test_cassandra_reads_never_wait_past_the_deadline(healthy, timeline_cfg):
+    session = cassandra_store.CassandraSession(timeline_cfg.stores, request_timeout=5)
     try:
         token = resilience.start_deadline(None, -1)
         try:
@@ -161,8 +135,8 @@ def test_cassandra_reads_never_wait_past_the_deadline(healthy, config):
         session.shutdown()
 
 
-def test_an_unreachable_cassandra_is_unavailable_not_an_error(config):
-    session = cassandra_store.CassandraSession(replace(config.stores, cassandra_port=9),
+def test_an_unreachable_cassandra_is_unavailable_not_an_error(timeline_cfg):
+    session = cassandra_store.CassandraSession(replace(timeline_cfg.stores, cassandra_port=9),
                                                request_timeout=1)
     try:
         with pytest.raises(DependencyUnavailable):

@@ -11,37 +11,14 @@ from cassandra import ConsistencyLevel, Unavailable
 from cassandra.cluster import NoHostAvailable
 
 from common import events, home_timeline
-from timeline import config as timeline_config
 from timeline import domain
 from timeline.adapters import cassandra_store, redis_store, users_client
 from timeline.app import create_app
 
 
-class FakeFollowees:
-    """Stands in for the users service: who the reader follows among celebrities."""
-
-    def __init__(self) -> None:
-        self.by_user: dict[int, list[int]] = {}
-
-    def celebrities(self, user_id):
-        return self.by_user.get(user_id, [])
-
-
 @pytest.fixture(scope="module")
-def config():
-    cfg = timeline_config.load()
-    assert cfg.stores.keyspace == "murmur_test", "run with MURMUR_PROFILE=test"
-    return cfg
-
-
-@pytest.fixture(scope="module")
-def followees():
-    return FakeFollowees()
-
-
-@pytest.fixture(scope="module")
-def app(config, followees):
-    app = create_app(config, followees=followees)
+def app(timeline_cfg, followees):
+    app = create_app(timeline_cfg, followees=followees)
     yield app
     app.extensions["timeline"].close()
 
@@ -102,7 +79,7 @@ def test_a_post_without_a_user_is_a_401(client):
     assert client.post("/tweets", json={"text": "hi"}).status_code == 401
 
 
-def test_the_batch_writes_tweet_author_row_and_outbox_event_together(services, config):
+def test_the_batch_writes_tweet_author_row_and_outbox_event_together(services, timeline_cfg):
     repo = cassandra_store.CassandraTweets(services.cassandra)
     ids = services.ports.ids
     author = new_user_id()
@@ -110,7 +87,7 @@ def test_the_batch_writes_tweet_author_row_and_outbox_event_together(services, c
     tweet = domain.Tweet(tweet_id, author, "batched", domain.created_at_of(tweet_id))
     # A bucket beyond the relay's range, so the row stays for us to inspect.
     message = replace(domain.to_outbox(domain.TweetPosted(tweet_id, author, tweet.created_at),
-                                       ids.next_id(), config.stores.topic("tweets.v1"), 16),
+                                       ids.next_id(), timeline_cfg.stores.topic("tweets.v1"), 16),
                       bucket=10_000 + random.randrange(10_000))
     repo.save_posted(tweet, message)
     try:
@@ -128,11 +105,11 @@ def test_the_batch_writes_tweet_author_row_and_outbox_event_together(services, c
         cql(services, "DELETE FROM {ks}.outbox WHERE bucket = %s", message.bucket)
 
 
-def test_the_batch_runs_at_the_configured_consistency_level(services, config):
+def test_the_batch_runs_at_the_configured_consistency_level(services, timeline_cfg):
     assert services.cassandra.batch().consistency_level == ConsistencyLevel.ONE
     # With one replica, TWO cannot be met: the write must be refused, and nothing written.
     strict = cassandra_store.CassandraSession(
-        replace(config.stores, cassandra_consistency="TWO"), request_timeout=5)
+        replace(timeline_cfg.stores, cassandra_consistency="TWO"), request_timeout=5)
     try:
         repo = cassandra_store.CassandraTweets(strict)
         tweet_id = services.ports.ids.next_id()
@@ -269,8 +246,8 @@ def test_the_home_timeline_merges_followed_celebrities_tweets(client, followees)
     assert rest["next_cursor"] is None
 
 
-def test_without_users_the_timeline_is_served_degraded(config):
-    app = create_app(replace(config, users_url="http://127.0.0.1:9", users_timeout=0.2))
+def test_without_users_the_timeline_is_served_degraded(timeline_cfg):
+    app = create_app(replace(timeline_cfg, users_url="http://127.0.0.1:9", users_timeout=0.2))
     try:
         client = app.test_client()
         reader = new_user_id()

@@ -23,7 +23,7 @@ import redis
 import requests
 
 from common import config
-from conftest import make, stackctl, wait_until
+from conftest import make, service_env, stackctl, wait_until
 import stackctl as platform
 
 TOXIPROXY = f"http://127.0.0.1:{platform.PORTS['toxiproxy']}"
@@ -36,17 +36,6 @@ SERVICES = ["test-users", "test-timeline", "test-fanout", "test-gateway-1",
 def proxies() -> dict:
     with urllib.request.urlopen(f"{TOXIPROXY}/proxies", timeout=5) as resp:
         return json.loads(resp.read())
-
-
-def environ(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
-
-
-def service_env(name: str) -> dict[str, str]:
-    info = platform.process_info(name)
-    assert info["statename"] == "RUNNING", f"{name} is {info['statename']}"
-    return environ(info["pid"])
 
 
 def timeline_readyz() -> int:

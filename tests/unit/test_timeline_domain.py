@@ -260,6 +260,16 @@ def test_posting_stores_the_tweet_with_a_tweet_posted_event(ports):
     assert message.headers == {"request_id": "r1"}
 
 
+def test_each_event_carries_the_trace_context_of_the_request_that_wrote_it(ports):
+    contexts = iter([{"traceparent": "00-aa-01-01"}, {"traceparent": "00-bb-02-01"}])
+    ports.trace_context = lambda: next(contexts)
+    tweet = domain.post_tweet(PostTweet(7, "traced", request_id="r1"), ports)
+    domain.delete_tweet(DeleteTweet(tweet.id, 7), ports)
+    posted, deleted = ports.tweets.outbox
+    assert posted.headers == {"request_id": "r1", "traceparent": "00-aa-01-01"}
+    assert deleted.headers == {"traceparent": "00-bb-02-01"}
+
+
 def test_created_at_is_the_instant_in_the_tweet_id(ports):
     tweet = domain.post_tweet(PostTweet(7, "hi"), ports)
     assert int(tweet.created_at.timestamp() * 1000) == ids.timestamp_ms(tweet.id)
