@@ -3,8 +3,8 @@
     python bench/reads.py [--concurrency 16] [--duration 15]
 
 Lifts nginx's per-client rate limit for the run (one load generator is one client) and
-restores it afterwards. Sets up a reader who follows ten authors with fifty tweets between them (through the
-public API), starts `bench/baseline_app.py` under gunicorn with the gateway's worker
+restores it afterwards. Sets up a reader who follows ten authors with fifty tweets between
+them (through the public API), starts `bench/baseline_app.py` under gunicorn with the gateway's worker
 settings, then drives both with wrk at the same fixed concurrency and prints requests/s,
 p50 and p99 for each and the ratio of the real path to the baseline (target ≥ 60 %), and
 p99/p50 of the real path (target ≤ 3). Figures only: nothing here asserts a time.

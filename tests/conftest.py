@@ -39,6 +39,7 @@ def wait_until(check: Callable[[], object], timeout: float = 10.0, interval: flo
     """Poll `check` until it returns a truthy value; fail with `message` at the deadline."""
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
+    value: object = None
     while time.monotonic() < deadline:
         try:
             value = check()
@@ -48,7 +49,8 @@ def wait_until(check: Callable[[], object], timeout: float = 10.0, interval: flo
             last_error = exc
         time.sleep(interval)
     raise AssertionError(f"{message} not reached within {timeout}s"
-                         + (f" (last error: {last_error!r})" if last_error else ""))
+                         + (f" (last error: {last_error!r})" if last_error
+                            else f" (last value: {value!r})"))
 
 
 def stackctl(*args: str, env: dict[str, str] | None = None,

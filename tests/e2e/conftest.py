@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from common import config
+from conftest import wait_until
 
 API = config.env("MURMUR_E2E_URL", f"http://127.0.0.1:{config.profile().http_port}/api/v1")
 READY_TIMEOUT = config.env_float("MURMUR_E2E_READY_TIMEOUT", 60.0)
@@ -28,19 +29,6 @@ PASSWORD = "correct horse battery staple"
 def unique_name(prefix: str = "e2e") -> str:
     """A username no earlier run has used (matches ^[a-z0-9_]{3,30}$)."""
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
-
-
-def eventually(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.1,
-               message: str = "condition") -> Any:
-    """Poll `check` until it returns something truthy; fail with `message` at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{message} not reached within {timeout}s (last value: {last!r})")
 
 
 def _not_ready() -> list[str]:
@@ -93,7 +81,7 @@ class Client:
 
     base: str = API
     http: requests.Session = field(default_factory=requests.Session)
-    eventually = staticmethod(eventually)
+    wait_until = staticmethod(wait_until)
     unique_name = staticmethod(unique_name)
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:

@@ -78,7 +78,7 @@ def test_a_burst_over_the_rate_limit_is_a_429_with_retry_after(api, problem) -> 
     assert body["detail"]
     assert int(limited[0].headers["Retry-After"]) >= 1
     # Leave the bucket drained for the tests that follow.
-    api.eventually(lambda: api.get("/openapi.json").status_code == 200, timeout=10,
+    api.wait_until(lambda: api.get("/openapi.json").status_code == 200, timeout=10,
                    message="rate limit lifted")
 
 

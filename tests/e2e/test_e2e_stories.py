@@ -36,7 +36,7 @@ def wait_until_fanout_consumed(api, tweet_id: str, timeout: float = DELIVERY) ->
         ends = consumer.end_offsets(partitions)
         for tp in partitions:  # the event is recent: look at the tail of each partition only
             consumer.seek(tp, max(0, ends[tp] - 500))
-        record = api.eventually(lambda: next(
+        record = api.wait_until(lambda: next(
             (r for batch in consumer.poll(timeout_ms=500).values() for r in batch
              if b'"tweet_id":"%s"' % tweet_id.encode() in r.value), None), timeout,
             message=f"TweetPosted {tweet_id} on {topic}")
@@ -47,7 +47,7 @@ def wait_until_fanout_consumed(api, tweet_id: str, timeout: float = DELIVERY) ->
             offsets = admin.list_group_offsets(group).get(group, {})
             return tp in offsets and offsets[tp].offset > record.offset
 
-        api.eventually(committed_past, timeout,
+        api.wait_until(committed_past, timeout,
                        message=f"group {group} committing past {record.offset}")
     finally:
         consumer.close()
@@ -69,7 +69,7 @@ def test_a_post_reaches_every_followers_home_timeline(api) -> None:
         api.follow(f, author)
     tweet = api.tweet(author, "to all my readers")
     for f in followers:
-        api.eventually(lambda f=f: has(api, f, tweet["id"]), DELIVERY,
+        api.wait_until(lambda f=f: has(api, f, tweet["id"]), DELIVERY,
                        message=f"tweet in {f.username}'s home timeline")
     [seen] = [t for t in api.get("/timeline", headers=followers[0].auth).json()["items"]
               if t["id"] == tweet["id"]]
@@ -86,7 +86,7 @@ def test_a_non_follower_never_gets_the_post(api) -> None:
     author, follower, stranger = api.sign_up(), api.sign_up(), api.sign_up()
     api.follow(follower, author)
     tweet = api.tweet(author)
-    api.eventually(lambda: has(api, follower, tweet["id"]), DELIVERY, message="delivery")
+    api.wait_until(lambda: has(api, follower, tweet["id"]), DELIVERY, message="delivery")
     assert tweet["id"] not in api.home_ids(stranger)
 
 
@@ -102,7 +102,7 @@ def test_a_celebrity_post_is_merged_at_read_time_and_written_nowhere(api, redis_
     star_post = api.tweet(celebrity, "one post, no fan-out")
     # Every fan reads it, merged in at read time ...
     for fan in fans:
-        api.eventually(lambda fan=fan: has(api, fan, star_post["id"]), DELIVERY,
+        api.wait_until(lambda fan=fan: has(api, fan, star_post["id"]), DELIVERY,
                        message=f"celebrity post in {fan.username}'s timeline")
     # ... and once the fanout group has committed past the post's event, nothing was
     # written for it into any fan's home timeline.
@@ -119,10 +119,10 @@ def test_following_backfills_and_unfollowing_removes(api) -> None:
     old = [api.tweet(author, f"before the follow {i}")["id"] for i in range(2)]
     api.follow(reader, author)
     for tweet_id in old:
-        api.eventually(lambda t=tweet_id: has(api, reader, t), DELIVERY, message="backfill")
+        api.wait_until(lambda t=tweet_id: has(api, reader, t), DELIVERY, message="backfill")
     api.unfollow(reader, author)
     for tweet_id in old:
-        api.eventually(lambda t=tweet_id: lacks(api, reader, t), DELIVERY,
+        api.wait_until(lambda t=tweet_id: lacks(api, reader, t), DELIVERY,
                        message="removal after unfollow")
 
 
@@ -133,14 +133,14 @@ def test_a_deleted_tweet_leaves_every_timeline(api, problem) -> None:
         api.follow(r, author)
     tweet = api.tweet(author)
     for r in readers:
-        api.eventually(lambda r=r: has(api, r, tweet["id"]), DELIVERY, message="delivery")
+        api.wait_until(lambda r=r: has(api, r, tweet["id"]), DELIVERY, message="delivery")
     assert api.delete(f"/tweets/{tweet['id']}", headers=author.auth).status_code == 204
     problem(api.get(f"/tweets/{tweet['id']}"), 404)
     assert tweet["id"] not in api.home_ids(author)
     assert tweet["id"] not in [t["id"] for t in
                                api.get(f"/users/{author.username}/tweets").json()["items"]]
     for r in readers:
-        api.eventually(lambda r=r: lacks(api, r, tweet["id"]), DELIVERY,
+        api.wait_until(lambda r=r: lacks(api, r, tweet["id"]), DELIVERY,
                        message=f"deleted tweet gone from {r.username}'s timeline")
 
 
@@ -165,7 +165,7 @@ def test_a_redelivered_tweet_posted_event_leaves_one_entry(api, producer, stores
     author, reader = api.sign_up(), api.sign_up()
     api.follow(reader, author)
     tweet = api.tweet(author)
-    api.eventually(lambda: has(api, reader, tweet["id"]), DELIVERY, message="first delivery")
+    api.wait_until(lambda: has(api, reader, tweet["id"]), DELIVERY, message="first delivery")
     size_before = redis_client.zcard(home_timeline.key(int(reader.id)))
     duplicate = Event(event_id=str(uuid.uuid4()), type=TWEET_POSTED, payload={
         "tweet_id": tweet["id"], "author_id": author.id,
@@ -173,7 +173,7 @@ def test_a_redelivered_tweet_posted_event_leaves_one_entry(api, producer, stores
     produce(producer, stores, author.id, duplicate.to_json())
     # Same key, same partition: once the next post arrives the duplicate was handled.
     barrier = api.tweet(author)
-    api.eventually(lambda: has(api, reader, barrier["id"]), DELIVERY, message="barrier post")
+    api.wait_until(lambda: has(api, reader, barrier["id"]), DELIVERY, message="barrier post")
     ids = api.home_ids(reader)
     assert ids.count(tweet["id"]) == 1
     assert redis_client.zcard(home_timeline.key(int(reader.id))) == size_before + 1
@@ -201,7 +201,7 @@ def test_a_poison_message_is_dead_lettered_and_the_consumer_keeps_going(api, pro
                 json.dumps({"event_id": marker, "type": "NoSuchEvent", "version": 1,
                             "occurred_at": "x", "payload": {}}).encode())
         tweet = api.tweet(author, "after the poison")
-        api.eventually(lambda: has(api, reader, tweet["id"]), DELIVERY,
+        api.wait_until(lambda: has(api, reader, tweet["id"]), DELIVERY,
                        message="a real post delivered after the poison")
         found: list[bytes] = []
 
@@ -212,6 +212,6 @@ def test_a_poison_message_is_dead_lettered_and_the_consumer_keeps_going(api, pro
                     found.append(blob)
             return len(found) >= 2
 
-        api.eventually(dead_lettered, DELIVERY, message=f"both poison messages in {dlq}")
+        api.wait_until(dead_lettered, DELIVERY, message=f"both poison messages in {dlq}")
     finally:
         consumer.close()
