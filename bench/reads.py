@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "services"))
 
 from common import config  # noqa: E402
-from support import start_ready  # noqa: E402
+from support import stack_up, start_ready  # noqa: E402
 
 BASELINE_PORT = config.env_int("BENCH_BASELINE_PORT", 18999)
 PASSWORD = "bench-password-1"
@@ -84,12 +84,9 @@ def start_baseline() -> subprocess.Popen:
 
 def set_rate_limit(per_second: int | None) -> None:
     """Re-render and reload this profile's nginx with another rate limit (None: default)."""
-    env = {k: v for k, v in os.environ.items() if k != "MURMUR_RATE_LIMIT"}
-    if per_second is not None:
-        env["MURMUR_RATE_LIMIT"] = str(per_second)
-    subprocess.run([sys.executable, str(REPO / "local/stackctl.py"), "--profile",
-                    config.profile().name, "up"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    os.environ.pop("MURMUR_RATE_LIMIT", None)
+    limit = {} if per_second is None else {"MURMUR_RATE_LIMIT": str(per_second)}
+    stack_up(config.profile().name, **limit)
 
 
 def to_ms(value: str) -> float:

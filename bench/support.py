@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -11,6 +12,24 @@ from typing import IO
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "local"))
+
+import stackctl  # noqa: E402
+
+
+def stack_up(profile: str, **overrides: str) -> None:
+    """Run the platform's `up` for `profile` with `overrides` in its environment.
+
+    `up` reads MURMUR_TOXIPROXY and OTEL_* from its caller; they are set to what the
+    profile's last `up` recorded, so a benchmark started after `MURMUR_TOXIPROXY=0 make up`
+    does not put Toxiproxy (or tracing) back into the path it measures.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(stackctl.otel_settings(profile))
+    env["MURMUR_TOXIPROXY"] = "1" if stackctl.toxiproxy_switch(profile) else "0"
+    env.update(overrides)
+    subprocess.run([sys.executable, str(REPO / "local/stackctl.py"), "--profile", profile,
+                    "up"], env=env, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
 
 
 def start_ready(cmd: list[str], env: dict[str, str], ready_url: str, what: str,
