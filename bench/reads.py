@@ -4,10 +4,12 @@
 
 Lifts nginx's per-client rate limit for the run (one load generator is one client) and
 restores it afterwards. Sets up a reader who follows ten authors with fifty tweets between
-them (through the public API), starts `bench/baseline_app.py` under gunicorn with the gateway's worker
-settings, then drives both with wrk at the same fixed concurrency and prints requests/s,
-p50 and p99 for each and the ratio of the real path to the baseline (target ≥ 60 %), and
-p99/p50 of the real path (target ≤ 3). Figures only: nothing here asserts a time.
+them (through the public API), starts `bench/baseline_app.py` under gunicorn with the
+gateway's worker settings, then drives both with wrk at the same fixed concurrency and
+prints requests/s, p50 and p99 for each, the ratio of the real path to the baseline
+(target ≥ 60 %), p99/p50 of the real path (target ≤ 3), and the CPU each process spent per
+request, which explains the ratio on a machine where every hop shares the same cores.
+Figures only: nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 import requests
 
@@ -28,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "services"))
 
 from common import config  # noqa: E402
-from support import stack_up, start_ready  # noqa: E402
+from support import stack_up, stackctl, start_ready  # noqa: E402
 
 BASELINE_PORT = config.env_int("BENCH_BASELINE_PORT", 18999)
 PASSWORD = "bench-password-1"
@@ -94,6 +97,42 @@ def to_ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by `pid` and its live descendants."""
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a process that ended meanwhile
+    return total
+
+
+def platform_pids() -> dict[str, list[int]]:
+    """The running processes of this profile's read path and of the stores it reads."""
+    prefix = "" if config.profile().name == "dev" else f"{config.profile().name}-"
+    groups = {"nginx": ["nginx"], "gateway": ["gateway-1", "gateway-2"],
+              "timeline": ["timeline"], "users": ["users"]}
+    pids = {group: [stackctl.process_info(prefix + n)["pid"] for n in names]
+            for group, names in groups.items()}
+    pids.update({store: [stackctl.process_info(store)["pid"]]
+                 for store in ("redis", "cassandra", "postgres")})
+    return {group: [p for p in found if p] for group, found in pids.items()}
+
+
+def cpu_per_request(pids: dict[str, list[int]], run: Callable[[], dict[str, float]]
+                    ) -> tuple[dict[str, float], dict[str, float]]:
+    """Run `run` (one wrk run) and return its result and each group's CPU ms per request."""
+    before = {g: sum(tree_cpu_seconds(p) for p in ps) for g, ps in pids.items()}
+    result = run()
+    return result, {g: (sum(tree_cpu_seconds(p) for p in ps) - before[g]) * 1000
+                    / max(1, result["requests"]) for g, ps in pids.items()}
+
+
 def wrk(url: str, headers: dict[str, str], concurrency: int, duration: int) -> dict[str, float]:
     """Run wrk against `url`; returns rps, p50/p99 in ms, and non-2xx responses."""
     cmd = ["wrk", "-t2", f"-c{concurrency}", f"-d{duration}s", "--latency", "--timeout", "5s"]
@@ -102,7 +141,8 @@ def wrk(url: str, headers: dict[str, str], concurrency: int, duration: int) -> d
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+    return {"requests": int(re.search(r"(\d+) requests in", out).group(1)),
+            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "p50": to_ms(latency["50"]), "p99": to_ms(latency["99"]),
             "errors": int(errors.group(1)) if errors else 0}
 
@@ -129,10 +169,18 @@ def main() -> int:
             "nginx → gateway → timeline": (f"{api()}/timeline?limit={args.limit}",
                                            {"Authorization": f"Bearer {token}"}),
         }
-        results = {}
+        # Where the CPU goes per request, process by process: both paths share two cores
+        # with the stores and wrk, so CPU per request bounds requests per second.
+        platform = platform_pids()
+        cpu_groups = {"baseline (one hop)": {"baseline": [baseline.pid]},
+                      "nginx → gateway → timeline": {
+                          g: platform[g] for g in ("nginx", "gateway", "timeline", "users")}}
+        results, cpu = {}, {}
         for name, (url, headers) in runs.items():
             wrk(url, headers, args.concurrency, 3)  # warm caches, pools and connections
-            results[name] = wrk(url, headers, args.concurrency, args.duration)
+            groups = {**cpu_groups[name], **{s: platform[s] for s in ("redis", "cassandra")}}
+            results[name], cpu[name] = cpu_per_request(
+                groups, lambda: wrk(url, headers, args.concurrency, args.duration))
     finally:
         baseline.terminate()
         baseline.wait(timeout=30)
@@ -147,6 +195,10 @@ def main() -> int:
     base, real = results["baseline (one hop)"], results["nginx → gateway → timeline"]
     print(f"\nthroughput ratio real/baseline: {real['rps'] / base['rps']:.0%} (target ≥ 60%)")
     print(f"p99/p50 of the real path: {real['p99'] / real['p50']:.1f} (target ≤ 3)")
+    print("\nCPU ms per request, by process (the load generator's own share not counted):")
+    for name, groups in cpu.items():
+        parts = "  ".join(f"{g} {ms:.2f}" for g, ms in groups.items())
+        print(f"  {name:<28}{parts}  total {sum(groups.values()):.2f}")
     return 0
 
 
