@@ -39,7 +39,8 @@ from common.metrics import OUTBOX_BACKLOG
 from common.web import serve_probes
 from timeline import config as timeline_config
 from timeline.adapters import redis_store
-from timeline.adapters.cassandra_store import CassandraOutbox, CassandraSession, PendingEvent
+from timeline.adapters.cassandra_store import CassandraOutbox, CassandraSession
+from timeline.domain import OutboxMessage
 
 log = logging.getLogger("murmur.timeline.relay")
 
@@ -78,13 +79,13 @@ class PublishFailed(Exception):
 
 
 class Outbox(Protocol):
-    def pending(self, bucket: int, after: int, limit: int) -> list[PendingEvent]: ...
+    def pending(self, bucket: int, after: int, limit: int) -> list[OutboxMessage]: ...
 
     def remove(self, bucket: int, event_ids: Sequence[int]) -> None: ...
 
 
 class Publisher(Protocol):
-    def publish(self, events: Sequence[PendingEvent]) -> int: ...
+    def publish(self, events: Sequence[OutboxMessage]) -> int: ...
 
 
 class Leases(Protocol):
@@ -115,7 +116,7 @@ class KafkaPublisher:
                 raise PublishFailed(f"cannot reach Kafka: {exc}") from exc
         return self._producer
 
-    def publish(self, events: Sequence[PendingEvent]) -> int:
+    def publish(self, events: Sequence[OutboxMessage]) -> int:
         """Send events in order; returns how many, from the first, the broker acknowledged."""
         producer = self._connect()
         futures, spans = [], []

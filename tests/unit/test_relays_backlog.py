@@ -6,7 +6,7 @@ import threading
 
 from prometheus_client import REGISTRY
 
-from timeline.adapters.cassandra_store import PendingEvent
+from timeline.domain import OutboxMessage
 from timeline.relay import PublishFailed, Relay
 from users.relay import OutboxRelay
 
@@ -17,7 +17,7 @@ def backlog(outbox: str) -> float | None:
 
 class Outbox:
     def __init__(self, bucket: int, count: int) -> None:
-        self.rows = {bucket: [PendingEvent(bucket, i, "test.tweets.v1", "7", b"{}", {})
+        self.rows = {bucket: [OutboxMessage(bucket, i, "test.tweets.v1", "7", b"{}", {})
                               for i in range(1, count + 1)]}
 
     def pending(self, bucket, after, limit):
@@ -51,7 +51,7 @@ class Leases:
 
 def test_the_timeline_backlog_counts_rows_left_pending_in_each_owned_bucket():
     outbox = Outbox(0, 3)
-    outbox.rows[1] = [PendingEvent(1, 9, "test.tweets.v1", "8", b"{}", {})]
+    outbox.rows[1] = [OutboxMessage(1, 9, "test.tweets.v1", "8", b"{}", {})]
     relay = Relay(outbox, Broker([1, None, 2]), Leases([0, 1]), batch=10)
     relay.renew_leases(force=True)
 

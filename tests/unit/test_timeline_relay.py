@@ -8,17 +8,17 @@ import pytest
 
 from common import ids
 from timeline import relay as relay_module
-from timeline.adapters.cassandra_store import PendingEvent
+from timeline.domain import OutboxMessage
 from timeline.relay import PublishFailed, Relay
 
 
 class FakeOutbox:
     def __init__(self) -> None:
-        self.rows: dict[int, dict[int, PendingEvent]] = {}
+        self.rows: dict[int, dict[int, OutboxMessage]] = {}
         self.queries: list[tuple[int, int]] = []
 
-    def add(self, bucket: int, event_id: int) -> PendingEvent:
-        event = PendingEvent(bucket, event_id, "test.tweets.v1", "7", b"{}", {})
+    def add(self, bucket: int, event_id: int) -> OutboxMessage:
+        event = OutboxMessage(bucket, event_id, "test.tweets.v1", "7", b"{}", {})
         self.rows.setdefault(bucket, {})[event_id] = event
         return event
 

@@ -13,7 +13,6 @@ breaker when one is given, and reads (idempotent) are retried on transient error
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from datetime import timezone
 from typing import Any, Sequence
 
@@ -222,29 +221,17 @@ def _tweet(row) -> Tweet:
     return Tweet(row.id, row.author_id, row.text, row.created_at.replace(tzinfo=timezone.utc))
 
 
-@dataclass(frozen=True)
-class PendingEvent:
-    """An outbox row waiting to be published."""
-
-    bucket: int
-    event_id: int
-    topic: str
-    key: str
-    payload: bytes
-    headers: dict[str, str]
-
-
 class CassandraOutbox:
     """The relay's view of the outbox: read a bucket in event order, delete what was sent."""
 
     def __init__(self, db: CassandraSession) -> None:
         self.db = db
 
-    def pending(self, bucket: int, after: int, limit: int) -> list[PendingEvent]:
+    def pending(self, bucket: int, after: int, limit: int) -> list[OutboxMessage]:
         """Up to `limit` events of `bucket` with ids above `after`, oldest first."""
         rows = self.db.session.execute(self.db.prepare(SELECT_OUTBOX), (bucket, after, limit))
-        return [PendingEvent(bucket, r.event_id, r.topic, r.key, r.payload.encode(),
-                             dict(r.headers or {})) for r in rows]
+        return [OutboxMessage(bucket, r.event_id, r.topic, r.key, r.payload.encode(),
+                              dict(r.headers or {})) for r in rows]
 
     def remove(self, bucket: int, event_ids: Sequence[int]) -> None:
         """Delete published events; one partition, so one unlogged batch is one mutation."""
