@@ -32,8 +32,10 @@ DEADLINE_HEADER = "Murmur-Deadline"
 _deadline: ContextVar[float | None] = ContextVar("murmur_deadline", default=None)  # monotonic
 
 BREAKER_STATES = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
+# Each worker has its own breakers: the highest state over the live workers, so a worker that
+# has exited cannot hold the gauge at "open".
 BREAKER_STATE = Gauge("murmur_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open",
-                      ["breaker"], multiprocess_mode="max")
+                      ["breaker"], multiprocess_mode="livemax")
 BREAKER_TRANSITIONS = Counter("murmur_breaker_transitions_total", "Circuit breaker transitions",
                               ["breaker", "to"])
 BREAKER_REJECTIONS = Counter("murmur_breaker_rejections_total",

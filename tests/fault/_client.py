@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -17,6 +18,8 @@ from common import config
 API = f"http://127.0.0.1:{config.profile().http_port}/api/v1"
 PASSWORD = "fault-test-password"
 DEGRADED = "Murmur-Degraded"
+# The services whose breakers requests through nginx move. Fanout's move with Kafka messages.
+SERVING = ("gateway", "gateway-2", "users", "timeline")
 
 
 def service_url(name: str) -> str:
@@ -106,6 +109,51 @@ def metric(service: str, name: str, **labels: str) -> float:
                                            for k, v in labels.items()):
                 total += sample.value
     return total
+
+
+def open_breakers(services: Iterable[str] = SERVING) -> list[str]:
+    """`service/breaker` for each breaker that is not closed in some live worker.
+
+    Each gunicorn worker has its own breakers, and `murmur_breaker_state` is the highest
+    state over the live workers, so 0 means every worker's breaker is closed.
+    """
+    found = []
+    for service in services:
+        text = requests.get(f"{service_url(service)}/metrics", timeout=5).text
+        for family in text_string_to_metric_families(text):
+            found += [f"{service}/{sample.labels['breaker']}" for sample in family.samples
+                      if sample.name == "murmur_breaker_state" and sample.value != 0]
+    return found
+
+
+def probe_reads(member: Member, rounds: int = 8) -> list[int]:
+    """Idempotent reads that reach every serving breaker, sent concurrently; their statuses.
+
+    Concurrent requests open several connections at each hop, so they reach more than one
+    worker of each service: a worker's open breaker only moves when a call reaches it.
+    """
+    paths = [(f"/users/{member.username}", {}), (f"/users/{member.username}/tweets", {}),
+             ("/timeline", member.auth)]
+
+    def get(target: tuple[str, dict[str, str]]) -> int:
+        path, headers = target
+        try:
+            return requests.get(f"{API}{path}", headers=headers, timeout=10).status_code
+        except requests.RequestException:
+            return 0
+
+    with ThreadPoolExecutor(rounds) as pool:
+        return list(pool.map(get, paths * rounds))
+
+
+def assert_steady(member: Member) -> bool:
+    """Pass once probe reads all answer 200 and no serving breaker is open in any worker;
+    otherwise raise, saying what is not steady (for `wait_until` to report)."""
+    statuses = probe_reads(member)
+    still_open = open_breakers()
+    assert all(status == 200 for status in statuses) and not still_open, \
+        f"probe statuses {sorted(set(statuses))}, breakers not closed: {still_open}"
+    return True
 
 
 def percentile(values: Iterable[float], q: float) -> float:

@@ -3,7 +3,9 @@
 Every fault test states its steady-state hypothesis in its docstring, injects one real
 fault, asserts what the system does meanwhile, removes the fault and asserts recovery.
 Faults are always removed in a `finally`, so one failing test cannot leave the stack
-broken for the next.
+broken for the next. And before each test the steady state must hold (every probe read
+answers 200, every breaker of every worker is closed): a test must not see the tail of
+the fault before it, nor blame its own fault for it.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from typing import Any, Iterator
 import pytest
 
 from conftest import make, wait_until
+from fault._client import Api, Member, assert_steady
 
 TOXIPROXY_API = "http://127.0.0.1:18474"
+# Longer than any breaker's reset timeout plus a trial, well inside a fault's recovery.
+STEADY_DEADLINE = 30.0
 
 
 class Toxiproxy:
@@ -105,6 +110,24 @@ def components() -> Iterator[Components]:
     finally:
         for name in list(comps.stopped):
             comps.start(name)
+
+
+@pytest.fixture(scope="session")
+def prober() -> Member:
+    """An account whose reads probe the steady state."""
+    api = Api()
+    try:
+        return wait_until(lambda: api.sign_up("fault_probe"), timeout=60, interval=0.5,
+                          message="signing up the steady-state prober")
+    finally:
+        api.close()
+
+
+@pytest.fixture(autouse=True)
+def steady_state(prober: Member) -> None:
+    """Wait until the steady state holds before the test injects its fault."""
+    wait_until(lambda: assert_steady(prober), timeout=STEADY_DEADLINE, interval=0.5,
+               message="the steady state (probe reads answer 200, every breaker closed)")
 
 
 __all__ = ["Toxiproxy", "Components", "wait_until"]
