@@ -7,7 +7,8 @@
   jitter, bounded by attempts *and* by the remaining deadline, never into an open breaker,
   each retry counted in `murmur_retries_total`.
 - **Circuit breakers** (pybreaker's state machine): one per dependency, transitions logged
-  and exported as `murmur_breaker_state`. pybreaker's own `call` holds the breaker's lock
+  and exported as `murmur_breaker_state`. An open breaker half-opens when its reset timeout
+  has passed, not on the next call, so the state a worker reports is never stale. pybreaker's own `call` holds the breaker's lock
   for the whole guarded call (its issues #3 and #55), which would serialise every thread of
   a process on one dependency; `Breaker` takes the lock only to read and update the state,
   never while the call runs.
@@ -155,8 +156,9 @@ class Breaker(pybreaker.CircuitBreaker):
     """pybreaker's breaker without its lock around the guarded call.
 
     The state is read and updated under the lock; the call itself runs outside it, so
-    threads calling a healthy dependency run in parallel. While half-open, exactly one
-    trial call goes through and the others fail fast until it has answered.
+    threads calling a healthy dependency run in parallel. An open breaker half-opens when
+    its reset timeout has passed; while half-open, exactly one trial call goes through and
+    the others fail fast until it has answered.
     """
 
     def __init__(self, name: str, *, fail_max: int = 5, reset_timeout: float = 10.0,
@@ -171,6 +173,25 @@ class Breaker(pybreaker.CircuitBreaker):
         self._ignored = tuple(ignore)
         self._trial_in_flight = False
         BREAKER_STATE.labels(name).set(0)
+
+    def open(self) -> bool:
+        """Open the circuit; it half-opens by itself once `reset_timeout` has passed."""
+        with self._lock:
+            throw = super().open()
+            opened_at = self._state_storage.opened_at
+        # On time, not on the next call (resilience4j's automatic transition): a worker that
+        # gets no calls must not report "open" long after its dependency is back.
+        timer = threading.Timer(self.reset_timeout, self._half_open_if_due, args=(opened_at,))
+        timer.daemon = True
+        timer.start()
+        return throw
+
+    def _half_open_if_due(self, opened_at: Any) -> None:
+        with self._lock:
+            # Not if the breaker has moved on, or opened again since (its own timer runs).
+            if (self.state.name == pybreaker.STATE_OPEN
+                    and self._state_storage.opened_at == opened_at):
+                self.half_open()
 
     def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:  # type: ignore[override]
         """Run `func` if the breaker allows it; raises CircuitBreakerError when open."""

@@ -4,7 +4,7 @@ Every fault test states its steady-state hypothesis in its docstring, injects on
 fault, asserts what the system does meanwhile, removes the fault and asserts recovery.
 Faults are always removed in a `finally`, so one failing test cannot leave the stack
 broken for the next. And before each test the steady state must hold (every probe read
-answers 200, every breaker of every worker is closed): a test must not see the tail of
+answers 200, no breaker of any worker is open): a test must not see the tail of
 the fault before it, nor blame its own fault for it.
 """
 
@@ -127,7 +127,7 @@ def prober() -> Member:
 def steady_state(prober: Member) -> None:
     """Wait until the steady state holds before the test injects its fault."""
     wait_until(lambda: assert_steady(prober), timeout=STEADY_DEADLINE, interval=0.5,
-               message="the steady state (probe reads answer 200, every breaker closed)")
+               message="the steady state (probe reads answer 200, no breaker open)")
 
 
 __all__ = ["Toxiproxy", "Components", "wait_until"]

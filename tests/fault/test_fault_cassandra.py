@@ -68,13 +68,13 @@ def test_cassandra_latency_opens_the_breaker_then_a_trial_closes_it(toxiproxy):
         wait_until(closed_by_a_trial, timeout=60, interval=0.2,
                    message="a half-open trial closing the Cassandra breaker")
         closed_after = healed()
-        # Each timeline worker has its own breaker: back to normal means all of them closed,
+        # Each timeline worker has its own breaker: back to normal means none of them open,
         # not just the one that answered first.
         wait_until(lambda: assert_steady(author), timeout=60, interval=0.2,
-                   message="every worker's breaker closed and reads answering 200 again")
+                   message="no worker's breaker open and reads answering 200 again")
         normal_after = healed()
         print(f"breaker closed by a half-open trial {closed_after:.2f} s after the latency "
-              f"was removed; every worker's breakers closed and all probe reads answered 200 "
+              f"was removed; no worker's breaker open and all probe reads answered 200 "
               f"after {normal_after:.2f} s (target 10 s)")
     finally:
         api.close()

@@ -8,8 +8,15 @@ import time
 import pybreaker
 import pytest
 
+from prometheus_client import REGISTRY
+
 from common import resilience
 from common.resilience import Breaker, DeadlineExceeded
+from conftest import wait_until
+
+
+def gauge(name: str) -> float | None:
+    return REGISTRY.get_sample_value("murmur_breaker_state", {"breaker": name})
 
 
 class Boom(Exception):
@@ -42,6 +49,33 @@ def test_a_half_open_trial_that_succeeds_closes_the_breaker():
     time.sleep(0.06)  # the reset timeout itself is what is under test
     assert b.call(lambda: "ok") == "ok"
     assert b.current_state == pybreaker.STATE_CLOSED
+
+
+def test_an_open_breaker_half_opens_by_itself_when_its_reset_timeout_has_passed():
+    b = Breaker("unit-auto-half-open", fail_max=1, reset_timeout=0.2)
+    with pytest.raises(pybreaker.CircuitBreakerError):
+        b.call(fail)
+    assert gauge("unit-auto-half-open") == 2
+    wait_until(lambda: b.current_state == pybreaker.STATE_HALF_OPEN, timeout=5,
+               message="the breaker half-opening without a call")
+    assert gauge("unit-auto-half-open") == 1
+    assert b.call(lambda: "ok") == "ok"
+    assert b.current_state == pybreaker.STATE_CLOSED and gauge("unit-auto-half-open") == 0
+
+
+def test_the_timer_of_an_earlier_opening_does_not_half_open_a_reopened_breaker():
+    b = Breaker("unit-reopened", fail_max=1, reset_timeout=0.3)
+    with pytest.raises(pybreaker.CircuitBreakerError):
+        b.call(fail)
+    b.close()
+    time.sleep(0.15)  # the second opening must come later than the first
+    with pytest.raises(pybreaker.CircuitBreakerError):
+        b.call(fail)
+    second_opened = time.monotonic()
+    wait_until(lambda: b.current_state == pybreaker.STATE_HALF_OPEN, timeout=5,
+               message="the breaker half-opening after its second opening")
+    # The first timer fired about 0.15 s after the second opening and changed nothing.
+    assert time.monotonic() - second_opened >= 0.29
 
 
 def test_only_one_trial_call_goes_through_while_half_open():
