@@ -8,10 +8,10 @@
   each retry counted in `murmur_retries_total`.
 - **Circuit breakers** (pybreaker's state machine): one per dependency, transitions logged
   and exported as `murmur_breaker_state`. An open breaker half-opens when its reset timeout
-  has passed, not on the next call, so the state a worker reports is never stale. pybreaker's own `call` holds the breaker's lock
-  for the whole guarded call (its issues #3 and #55), which would serialise every thread of
-  a process on one dependency; `Breaker` takes the lock only to read and update the state,
-  never while the call runs.
+  has passed, not on the next call, so the state a worker reports is never stale.
+  pybreaker's own `call` holds the breaker's lock for the whole guarded call (its issues #3
+  and #55), which would serialise every thread of a process on one dependency; `Breaker`
+  takes the lock only to read and update the state, never while the call runs.
 """
 
 from __future__ import annotations
