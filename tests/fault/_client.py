@@ -14,6 +14,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from common import config
+from conftest import wait_until
 
 API = f"http://127.0.0.1:{config.profile().http_port}/api/v1"
 PASSWORD = "fault-test-password"
@@ -155,6 +156,17 @@ def assert_steady(member: Member) -> bool:
     assert all(status == 200 for status in statuses) and not still_open, \
         f"probe statuses {sorted(set(statuses))}, breakers open: {still_open}"
     return True
+
+
+def steady_again(member: Member, clock: Stopwatch, after: str) -> float:
+    """Wait until `assert_steady` passes; the seconds on `clock` by then.
+
+    Each worker has its own breakers: normal means normal for every worker, not just for
+    the one that answered first.
+    """
+    wait_until(lambda: assert_steady(member), timeout=60, interval=0.2,
+               message=f"the steady state again after {after}")
+    return clock()
 
 
 def percentile(values: Iterable[float], q: float) -> float:

@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from conftest import wait_until
-from fault._client import Api, Stopwatch, assert_steady, metric, percentile
+from fault._client import Api, Stopwatch, metric, percentile, steady_again
 
 LATENCY_MS = 2000
 SLOW = 1.0  # seconds: a request that took this long waited on Cassandra
@@ -68,11 +68,7 @@ def test_cassandra_latency_opens_the_breaker_then_a_trial_closes_it(toxiproxy):
         wait_until(closed_by_a_trial, timeout=60, interval=0.2,
                    message="a half-open trial closing the Cassandra breaker")
         closed_after = healed()
-        # Each timeline worker has its own breaker: back to normal means none of them open,
-        # not just the one that answered first.
-        wait_until(lambda: assert_steady(author), timeout=60, interval=0.2,
-                   message="no worker's breaker open and reads answering 200 again")
-        normal_after = healed()
+        normal_after = steady_again(author, healed, "the latency was removed")
         print(f"breaker closed by a half-open trial {closed_after:.2f} s after the latency "
               f"was removed; no worker's breaker open and all probe reads answered 200 "
               f"after {normal_after:.2f} s (target 10 s)")

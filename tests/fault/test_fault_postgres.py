@@ -19,7 +19,7 @@ import requests
 
 from common import config
 from conftest import wait_until
-from fault._client import (API, DEGRADED, Api, Member, Stopwatch, assert_steady, ready,
+from fault._client import (API, DEGRADED, Api, Member, Stopwatch, ready, steady_again,
                            service_url)
 
 FROM_CACHE = "profile-from-cache"
@@ -140,10 +140,7 @@ def test_without_postgres_profiles_come_from_the_cache_and_writes_fail_fast(comp
 
         since_ready = Stopwatch()
         recovery = write_until_it_succeeds(http, alice)
-        # Each worker has its own breakers: normal for every worker, not just the first.
-        wait_until(lambda: assert_steady(alice), timeout=60, interval=0.2,
-                   message="no worker's breaker open after Postgres returned")
-        everywhere = since_ready()
+        everywhere = steady_again(alice, since_ready, "Postgres returned")
         print(f"writes back {recovery:.2f} s after Postgres was ready, no worker's breaker "
               f"open after {everywhere:.2f} s (target {RECOVERY_TARGET:.0f} s)")
         assert everywhere <= RECOVERY_TARGET
