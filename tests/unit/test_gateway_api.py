@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from common.problems import Problem
 from gateway.app import create_app
 from gateway.auth import TokenVerifier
 from gateway.config import DownstreamConfig, GatewayConfig
 from gateway.downstream import Reply
-
-PRIVATE = Ed25519PrivateKey.generate()
-PUBLIC = PRIVATE.public_key().public_bytes(
-    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-USER = {"id": "5", "username": "ada", "display_name": "Ada", "bio": "", "followers_count": 0,
-        "following_count": 0, "created_at": "2026-01-01T00:00:00Z"}
-TWEET = {"id": "99", "author_id": "5", "text": "hello", "created_at": "2026-01-01T00:00:00Z"}
-
-
-def bearer(sub: str = "5") -> dict[str, str]:
-    now = int(time.time())
-    token = jwt.encode({"sub": sub, "username": "ada", "iat": now, "exp": now + 60}, PRIVATE,
-                       algorithm="EdDSA")
-    return {"Authorization": f"Bearer {token}"}
+from unit._gateway_tokens import PUBLIC, TWEET, USER, bearer
 
 
 class FakeUsers:

@@ -6,27 +6,16 @@ import time
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from common.problems import Problem
 from gateway.auth import TokenVerifier
-
-
-def key_pair() -> tuple[Ed25519PrivateKey, str]:
-    private = Ed25519PrivateKey.generate()
-    public_pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public_pem
-
-
-PRIVATE, PUBLIC = key_pair()
+from unit import _gateway_tokens as tokens
+from unit._gateway_tokens import PRIVATE, PUBLIC, key_pair
 
 
 def token(private: Ed25519PrivateKey = PRIVATE, **claims: object) -> str:
-    now = int(time.time())
-    body = {"sub": "42", "username": "ada", "iat": now, "exp": now + 300, **claims}
-    return jwt.encode({k: v for k, v in body.items() if v is not None}, private, algorithm="EdDSA")
+    return tokens.token(private, **{"sub": "42", **claims})
 
 
 def rejects(verifier: TokenVerifier, header: str | None) -> Problem:

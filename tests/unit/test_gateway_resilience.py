@@ -8,10 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import REGISTRY
 
 from common import resilience
@@ -21,21 +18,9 @@ from gateway.app import create_app
 from gateway.auth import TokenVerifier
 from gateway.config import DownstreamConfig, GatewayConfig
 from gateway.downstream import IDEMPOTENT_METHODS, Reply
+from unit._gateway_tokens import PUBLIC, TWEET, USER, bearer
 
-PRIVATE = Ed25519PrivateKey.generate()
-PUBLIC = PRIVATE.public_key().public_bytes(
-    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-USER = {"id": "5", "username": "ada", "display_name": "Ada", "bio": "", "followers_count": 0,
-        "following_count": 0, "created_at": "2026-01-01T00:00:00Z"}
-TWEET = {"id": "99", "author_id": "5", "text": "hello", "created_at": "2026-01-01T00:00:00Z"}
 BUDGET = 2.0
-
-
-def bearer() -> dict[str, str]:
-    now = int(time.time())
-    token = jwt.encode({"sub": "5", "username": "ada", "iat": now, "exp": now + 60}, PRIVATE,
-                       algorithm="EdDSA")
-    return {"Authorization": f"Bearer {token}"}
 
 
 def unix_ms(offset: float) -> str:
