@@ -94,8 +94,9 @@ clean: ## Stop everything and delete all local data (asks unless FORCE=1)
 test-up: install ## Bring up the stores and the test profile's services
 	@$(STACK) --profile test up
 
-test: test-up ## Run every test layer against the real servers
-	@$(PYTEST) tests
+test: test-up ## Run every test layer against the real servers, the Kubernetes layer last
+	@$(PYTEST) tests --ignore=tests/k8s
+	@$(MAKE) --no-print-directory test-k8s
 
 test-unit: install ## Unit tests (no infrastructure)
 	@$(PYTEST) tests/unit
@@ -111,3 +112,6 @@ test-e2e: test-up ## End-to-end tests through nginx (test profile, :8090)
 
 test-fault: test-up ## Fault tests: real faults through make stop/start and Toxiproxy
 	@$(PYTEST) tests/fault
+
+# Targets of each part (images, Kubernetes, load tests) live in their own files.
+include $(sort $(wildcard mk/*.mk))

@@ -1,0 +1,3 @@
+module murmur.local/pause
+
+go 1.24.0
