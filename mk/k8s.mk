@@ -48,7 +48,7 @@ k8s-url: ## Print the public API base URL of the current deployment (.../api/v1)
 deploy: ## helm upgrade --install the chart into the current context (local cluster by default)
 	@set -e; ctx=$$($(KUBECTL_BIN) config current-context); \
 	extra=""; if [ "$$ctx" = murmur-local ]; then \
-	  extra="-f k8s/local/values.yaml --set image.tag=$(IMAGE_TAG)"; fi; \
+	  extra="-f k8s/local/values.yaml --set-string image.tag=$(IMAGE_TAG)"; fi; \
 	$(KUBECTL_BIN) create namespace $(NAMESPACE) --dry-run=client -o yaml | $(KUBECTL_BIN) apply -f - >/dev/null; \
 	$(KUBECTL_BIN) label --overwrite namespace $(NAMESPACE) \
 	  pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted >/dev/null; \

@@ -8,7 +8,7 @@ import uuid
 
 import requests
 
-from conftest import Cluster, sign_up
+from k8s._cluster import Cluster, sign_up
 
 
 def wait_until(check, timeout: float, message: str):

@@ -10,7 +10,7 @@ from collections import Counter
 
 import requests
 
-from conftest import Cluster, sign_up
+from k8s._cluster import Cluster, sign_up
 
 
 class SteadyLoad:

@@ -60,8 +60,13 @@ build_one() {
         k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet \
         k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kubectl ;;
     helm)
-      build_module helm helm "$HELM_VERSION" \
-        "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm.sh/helm/v3/cmd/helm ;;
+      # As helm's own Makefile stamps them: the version, and the Kubernetes version that
+      # `helm template`/`lint` assume without a cluster (that of its client-go, v0.37).
+      local flags="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" pkg
+      for pkg in pkg/lint/rules pkg/chartutil; do
+        flags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=37"
+      done
+      build_module helm helm "$HELM_VERSION $flags" "$flags" helm.sh/helm/v3/cmd/helm ;;
     coredns)     build_module coredns coredns "" "" . ;;
     kube-router) build_module kube-router kube-router "" "" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router ;;
     local-path)  build_module local-path local-path "" "" github.com/rancher/local-path-provisioner ;;
