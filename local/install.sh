@@ -45,7 +45,8 @@ else
 fi
 
 # --- Python virtual environment ---------------------------------------------------------
-want="$(sha "$REPO/requirements.txt")"
+# requirements.txt includes services/requirements.txt (the images' runtime pins): hash both.
+want="$(sha "$REPO/requirements.txt" "$REPO/services/requirements.txt")"
 if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.requirements" 2>/dev/null)" = "$want" ]; then
   step python "requirements: present"
 else

@@ -1,12 +1,18 @@
 """Seed a demo social graph: power-law follower counts, a few celebrities, tweets for all.
 
-    python local/seed.py [--users 10000] [--tweets 3] [--celebrities 5]
+    python local/seed.py [--users 10000] [--tweets 3] [--celebrities 5] [--manifest PATH]
 
 Users and follows are bulk-loaded into the users service's Postgres database (one argon2
 hash of the shared demo password serves every account, so seeding 10,000 users takes
 seconds, not the minutes 10,000 separate hashes would). Tweets go through the timeline
 service's own API, so they take the real path: logged batch, outbox, relay, Kafka, fan-out.
 Re-running is safe: usernames, follows and tweets (by Idempotency-Key) are not duplicated.
+
+At the end it writes a manifest for the load tests (`var/seed/<profile>.json` unless
+`--manifest` says otherwise): the shared password, the celebrity threshold, a sample of the
+accounts with their follower and following counts and a role (celebrity: over the
+threshold, merged at read time; heavy: among the 5 % who follow the most; regular), and
+pairs of an author and one of their followers for the fan-out freshness measurement.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import itertools
+import json
 import random
 import sys
 import time
@@ -42,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="average number of accounts a user follows")
     parser.add_argument("--seed", type=int, default=42, help="random seed (same graph each run)")
     parser.add_argument("--concurrency", type=int, default=16, help="parallel tweet posts")
+    parser.add_argument("--manifest", type=Path, default=None,
+                        help="where to write the load-test manifest "
+                             "(default: var/seed/<profile>.json)")
     return parser.parse_args(argv)
 
 
@@ -149,6 +159,46 @@ def post_tweets(args: argparse.Namespace, user_ids: list[int], rng: random.Rando
     return accepted
 
 
+def manifest(args: argparse.Namespace, followees: list[set[int]], threshold: int,
+             rng: random.Random, sample: int = 3000, pairs: int = 200) -> dict:
+    """What a load test needs to know about the seeded graph (see the module docstring)."""
+    n = args.users
+    followers_of: list[list[int]] = [[] for _ in range(n)]
+    for i, targets in enumerate(followees):
+        for j in targets:
+            followers_of[j].append(i)
+    celebrities = [i for i in range(n) if len(followers_of[i]) >= threshold]
+    others = sorted(set(range(n)) - set(celebrities), key=lambda i: -len(followees[i]))
+    heavy = others[:max(1, n // 20)] if others else []
+    regular = others[len(heavy):]
+    chosen = {i: "celebrity" for i in celebrities[:100]}
+    chosen.update({i: "heavy" for i in heavy[:500]})
+    chosen.update({i: "regular" for i in rng.sample(regular, min(sample, len(regular)))})
+    fanned = [i for i in range(n) if 0 < len(followers_of[i]) < threshold]
+    fanout_pairs = [(username(i, args.celebrities),
+                     username(rng.choice(followers_of[i]), args.celebrities))
+                    for i in rng.sample(fanned, min(pairs, len(fanned)))]
+    celebrity_pairs = [(username(i, args.celebrities),
+                        username(rng.choice(followers_of[i]), args.celebrities))
+                       for i in celebrities[:pairs]]
+    return {
+        "profile": config.profile().name, "password": DEMO_PASSWORD,
+        "celebrity_threshold": threshold, "users": n, "tweets_each": args.tweets,
+        "seeded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "accounts": [{"username": username(i, args.celebrities),
+                      "followers": len(followers_of[i]), "following": len(followees[i]),
+                      "role": role} for i, role in sorted(chosen.items())],
+        "fanout_pairs": fanout_pairs, "celebrity_pairs": celebrity_pairs,
+    }
+
+
+def write_manifest(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     stores = config.stores()
@@ -180,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         top = max(regular, key=lambda i: followers[i])
         print(f"  {username(top, args.celebrities):<12} the most-followed account under the "
               f"threshold ({followers[top]} followers): its posts are fanned out")
+    path = args.manifest or config.murmur_home() / "seed" / f"{config.profile().name}.json"
+    write_manifest(path, manifest(args, followees, threshold, random.Random(args.seed)))
+    print(f"Load-test manifest: {path}")
     return 0 if accepted == len(user_ids) * args.tweets else 1
 
 

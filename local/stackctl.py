@@ -698,6 +698,7 @@ def render_configs() -> None:
                PROFILE=prof.name, NGINX_HOME=HOME / "nginx" / prof.name,
                STATUS_PORT=PORTS["nginx_status"] + prof.port_offset,
                RATE_LIMIT=config.env_int("MURMUR_RATE_LIMIT", 200),
+               SIGNIN_RATE_LIMIT=config.env_int("MURMUR_SIGNIN_RATE_LIMIT", 10),
                GATEWAY_UPSTREAMS="".join(
                    f"        server {HOST}:{p + prof.port_offset} max_fails=2 "
                    f"fail_timeout={NGINX_FAIL_TIMEOUT}s;\n"

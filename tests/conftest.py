@@ -109,7 +109,8 @@ def cassandra_session(stores: config.Stores) -> Iterator["object"]:
     """A Cassandra session bound to the test keyspace."""
     from cassandra.cluster import Cluster
 
-    cluster = Cluster([stores.host], port=stores.cassandra_port, connect_timeout=10)
+    cluster = Cluster(list(stores.cassandra_hosts), port=stores.cassandra_port,
+                      connect_timeout=10)
     session = cluster.connect(stores.keyspace)
     session.default_timeout = 20
     yield session

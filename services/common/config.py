@@ -38,6 +38,22 @@ def env_bool(name: str, default: bool) -> bool:
     return env(name, "1" if default else "0").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def env_list(name: str, default: str) -> tuple[str, ...]:
+    """Return the comma-separated environment variable `name` as a tuple, blanks dropped."""
+    return tuple(item.strip() for item in env(name, default).split(",") if item.strip())
+
+
+def bind_host() -> str:
+    """Address the service processes listen on: loopback locally, 0.0.0.0 in a container."""
+    return env("MURMUR_BIND_HOST", "127.0.0.1")
+
+
+def bind_address(port: int) -> str:
+    """`host:port` to listen on (an IPv6 host in brackets, as gunicorn wants it)."""
+    host = bind_host()
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def murmur_home() -> Path:
     """Folder holding all runtime data of the local platform (git-ignored)."""
     return Path(env("MURMUR_HOME", str(REPO_ROOT / "var"))).resolve()
@@ -96,7 +112,13 @@ def profile() -> Profile:
 
 @dataclass(frozen=True)
 class Stores:
-    """Addresses and credentials of the backing stores, as a service sees them."""
+    """Addresses and credentials of the backing stores, as a service sees them.
+
+    `host` (MURMUR_STORE_HOST) is where every store is by default (the local platform runs
+    them all on one machine); each store's own host overrides it (MURMUR_PG_HOST,
+    MURMUR_REDIS_HOST, MURMUR_CASSANDRA_HOSTS, MURMUR_KAFKA_BOOTSTRAP), as on Kubernetes,
+    where each is a Service of its own.
+    """
 
     host: str
     pg_port: int
@@ -114,12 +136,18 @@ class Stores:
     cassandra_replication: int
     cassandra_consistency: str
     connect_timeout: float
+    pg_host: str = "127.0.0.1"
+    redis_host: str = "127.0.0.1"
+    # MURMUR_KAFKA_BOOTSTRAP ("host:port,host:port"); '' means host:kafka_port.
+    kafka_servers: str = ""
+    kafka_replication: int = 1  # replication factor of the topics Murmur creates
+    cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)  # the driver's contact points
 
     @property
     def pg_conninfo(self) -> str:
         """libpq connection string for psycopg."""
         return (
-            f"host={self.host} port={self.pg_port} dbname={self.pg_database} "
+            f"host={self.pg_host} port={self.pg_port} dbname={self.pg_database} "
             f"user={self.pg_user} password={self.pg_password} "
             f"connect_timeout={max(1, int(self.connect_timeout))} application_name=murmur"
         )
@@ -127,12 +155,12 @@ class Stores:
     @property
     def redis_url(self) -> str:
         """redis-py URL including the profile's database number."""
-        return f"redis://{self.host}:{self.redis_port}/{self.redis_db}"
+        return f"redis://{self.redis_host}:{self.redis_port}/{self.redis_db}"
 
     @property
     def kafka_bootstrap(self) -> str:
-        """Kafka bootstrap servers."""
-        return f"{self.host}:{self.kafka_port}"
+        """Kafka bootstrap servers ("host:port,host:port")."""
+        return self.kafka_servers or f"{self.host}:{self.kafka_port}"
 
     def topic(self, name: str) -> str:
         """Topic name with the profile's prefix (e.g. 'test.tweets.v1')."""
@@ -142,8 +170,10 @@ class Stores:
 def stores() -> Stores:
     """Store settings from the environment, with the local platform's defaults."""
     prof = profile()
+    host = env("MURMUR_STORE_HOST", "127.0.0.1")
+    kafka_port = env_int("MURMUR_KAFKA_PORT", 19092)
     return Stores(
-        host=env("MURMUR_STORE_HOST", "127.0.0.1"),
+        host=host,
         pg_port=env_int("MURMUR_PG_PORT", 15432),
         pg_user=env("MURMUR_PG_USER", "murmur"),
         pg_password=read_secret("postgres-password", "MURMUR_PG_PASSWORD"),
@@ -151,7 +181,7 @@ def stores() -> Stores:
         pg_pool_size=env_int("MURMUR_PG_POOL_SIZE", 8),
         redis_port=env_int("MURMUR_REDIS_PORT", 16379),
         redis_db=prof.redis_db,
-        kafka_port=env_int("MURMUR_KAFKA_PORT", 19092),
+        kafka_port=kafka_port,
         topic_prefix=prof.topic_prefix,
         kafka_partitions=env_int("MURMUR_KAFKA_PARTITIONS", 6),
         cassandra_port=env_int("MURMUR_CASSANDRA_PORT", 19042),
@@ -159,6 +189,13 @@ def stores() -> Stores:
         cassandra_replication=env_int("MURMUR_CASSANDRA_RF", 1),
         cassandra_consistency=env("MURMUR_CASSANDRA_CONSISTENCY", "ONE"),
         connect_timeout=env_float("MURMUR_CONNECT_TIMEOUT", 3.0),
+        pg_host=env("MURMUR_PG_HOST", host),
+        redis_host=env("MURMUR_REDIS_HOST", host),
+        # A server named without a port gets MURMUR_KAFKA_PORT.
+        kafka_servers=",".join(server if ":" in server else f"{server}:{kafka_port}"
+                               for server in env_list("MURMUR_KAFKA_BOOTSTRAP", "")),
+        kafka_replication=env_int("MURMUR_KAFKA_REPLICATION", 1),
+        cassandra_hosts=env_list("MURMUR_CASSANDRA_HOSTS", host),
     )
 
 

@@ -1,8 +1,9 @@
 """gunicorn settings shared by the HTTP services: `gunicorn -c python:common.gunicorn_conf`.
 
 Workers and threads come from GUNICORN_WORKERS / GUNICORN_THREADS; the bind address from
-MURMUR_PORT. Per-process state (store clients, tracing exporters) is created after the fork,
-in the app factory, never in the master.
+MURMUR_BIND_HOST (loopback by default, 0.0.0.0 in the container images) and MURMUR_PORT.
+Per-process state (store clients, tracing exporters) is created after the fork, in the app
+factory, never in the master.
 
 Graceful shutdown: on SIGTERM the master closes the listening socket (new connections are
 refused, so nginx or the gateway try elsewhere) and each worker stops accepting, finishes the
@@ -19,7 +20,7 @@ from pathlib import Path
 # matches one of its settings, and `config` is one (the config file path).
 from common import config as murmur_config
 
-bind = f"127.0.0.1:{murmur_config.env_int('MURMUR_PORT', 0)}"
+bind = murmur_config.bind_address(murmur_config.env_int("MURMUR_PORT", 0))
 workers = murmur_config.env_int("GUNICORN_WORKERS", 2)
 threads = murmur_config.env_int("GUNICORN_THREADS", 8)
 worker_class = "gthread"

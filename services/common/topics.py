@@ -1,7 +1,65 @@
-"""Kafka topic names, shared by producers, consumers and the platform bootstrap."""
+"""Kafka topic names, shared by producers, consumers and the set-up step that creates them.
+
+`python -m common.topics` creates every topic of the profile (partitions and replication
+factor from config: MURMUR_KAFKA_PARTITIONS, MURMUR_KAFKA_REPLICATION); idempotent.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from common import config, provision
 
 TWEETS = "tweets.v1"  # TweetPosted, TweetDeleted; key = author id
 FOLLOWS = "follows.v1"  # UserFollowed, UserUnfollowed; key = follower id
 FANOUT_DLQ = "fanout.dlq.v1"  # poison messages the fanout consumer group gave up on
 
 ALL = (TWEETS, FOLLOWS, FANOUT_DLQ)
+
+
+def create_missing(stores: config.Stores) -> int:
+    """Create the profile's topics that do not exist yet; returns how many were created."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=stores.kafka_bootstrap,
+                             client_id="murmur-bootstrap")
+    try:
+        existing = set(admin.list_topics())
+        wanted = [stores.topic(name) for name in ALL]
+        missing = [NewTopic(name, stores.kafka_partitions, stores.kafka_replication)
+                   for name in wanted if name not in existing]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # a concurrent bootstrap created it first
+        return len(missing)
+    finally:
+        admin.close()
+
+
+def create(stores: config.Stores, timeout: float = 0.0) -> int:
+    """Create the missing topics, waiting up to `timeout` s for enough brokers to answer."""
+    from kafka.errors import (BrokerNotAvailableError, InvalidReplicationFactorError,
+                              RetriableError)
+
+    # A cluster that is starting refuses or times out (RetriableError: kafka-python cannot
+    # bootstrap within 30 s, a node is not ready), or, with fewer brokers registered than the
+    # replication factor, rejects the factor: all pass once the cluster is up.
+    transient = (RetriableError, BrokerNotAvailableError, InvalidReplicationFactorError)
+    return provision.retrying("common.topics", lambda: create_missing(stores), transient,
+                              timeout)
+
+
+def run(stores: config.Stores, timeout: float) -> str:
+    """The entrypoint's step: create the topics and describe the result."""
+    created = create(stores, timeout)
+    return (f"{len(ALL)} topics ({stores.topic_prefix or 'no prefix'}; "
+            f"{stores.kafka_partitions} partitions, replication factor "
+            f"{stores.kafka_replication}) on {stores.kafka_bootstrap}: {created} created")
+
+
+if __name__ == "__main__":
+    sys.exit(provision.main("common.topics", run))

@@ -55,7 +55,7 @@ def load() -> FanoutConfig:
         users_url=common_config.service_url("users"),
         timeline_url=common_config.service_url("timeline"),
         port=common_config.service_port("fanout"),
-        bind_host=env("MURMUR_BIND_HOST", "127.0.0.1"),
+        bind_host=common_config.bind_host(),
         process_name=env("MURMUR_PROCESS", "fanout"),
         celebrity_threshold=common_config.celebrity_threshold(),
         home_timeline_cap=common_config.home_timeline_cap(),

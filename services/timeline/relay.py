@@ -340,7 +340,7 @@ def main() -> None:
     relay = Relay(CassandraOutbox(db), publisher, leases, batch=cfg.relay_batch,
                   lease_renewal=cfg.relay_lease_ttl / 3)
     wakeups = Wakeups(client, cfg.wakeup_channel)
-    probes = serve_probes("timeline-relay", "127.0.0.1",
+    probes = serve_probes("timeline-relay", common_config.bind_host(),
                           common_config.service_port("timeline-relay"))
     log.info("outbox relay started", extra={"fields": {"owner": owner,
                                                        "buckets": cfg.outbox_buckets}})

@@ -241,7 +241,8 @@ def main() -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    probes = serve_probes("users-relay", "127.0.0.1", common_config.service_port("users-relay"))
+    probes = serve_probes("users-relay", common_config.bind_host(),
+                          common_config.service_port("users-relay"))
     try:
         relay.run(stop)
     finally:

@@ -80,7 +80,8 @@ class CassandraSession:
                         consistency_level=self.consistency,
                         request_timeout=self.request_timeout,
                     )
-                    cluster = Cluster([self.stores.host], port=self.stores.cassandra_port,
+                    cluster = Cluster(list(self.stores.cassandra_hosts),
+                                      port=self.stores.cassandra_port,
                                       execution_profiles={EXEC_PROFILE_DEFAULT: profile},
                                       connect_timeout=self.stores.connect_timeout,
                                       protocol_version=PROTOCOL_VERSION)
