@@ -43,12 +43,12 @@ k8s-tools: ## Build (once) and print helm and kubectl for the Kubernetes targets
 k8s-url: ## Print the public API base URL of the current deployment (.../api/v1)
 	@KUBECTL=$(KUBECTL_BIN) NAMESPACE=$(NAMESPACE) RELEASE=$(RELEASE) bash k8s/url.sh
 
-# The local cluster gets its own values file (local images, never pulled) and the images
-# of this revision; kind and minikube users pass theirs in VALUES.
+# The images of this revision everywhere (`make images` loads them into kind, minikube or
+# the local cluster); the local cluster also gets its own values file (never pull).
 deploy: ## helm upgrade --install the chart into the current context (local cluster by default)
 	@set -e; ctx=$$($(KUBECTL_BIN) config current-context); \
-	extra=""; if [ "$$ctx" = murmur-local ]; then \
-	  extra="-f k8s/local/values.yaml --set-string image.tag=$(IMAGE_TAG)"; fi; \
+	extra="--set-string image.tag=$(IMAGE_TAG)"; if [ "$$ctx" = murmur-local ]; then \
+	  extra="-f k8s/local/values.yaml $$extra"; fi; \
 	$(KUBECTL_BIN) create namespace $(NAMESPACE) --dry-run=client -o yaml | $(KUBECTL_BIN) apply -f - >/dev/null; \
 	$(KUBECTL_BIN) label --overwrite namespace $(NAMESPACE) \
 	  pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted >/dev/null; \

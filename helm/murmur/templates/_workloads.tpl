@@ -179,7 +179,9 @@ spec:
         {{- include "murmur.labels" . | nindent 8 }}
     spec:
       restartPolicy: Never
-      serviceAccountName: {{ include "murmur.serviceAccountName" $root }}
+      # A hook runs before the release's own ServiceAccount exists (pre-upgrade after a failed
+      # install): the namespace's default account, with no token, serves as well.
+      serviceAccountName: default
       automountServiceAccountToken: false
       enableServiceLinks: false
       {{- with include "murmur.imagePullSecrets" $root | trim }}{{ . | nindent 6 }}{{ end }}
