@@ -28,6 +28,7 @@ import ipaddress
 import json
 import os
 import resource
+import shlex
 import shutil
 import socket
 import ssl
@@ -866,6 +867,7 @@ def cmd_down() -> None:
             time.sleep(0.2)
         log("processes", "stopped")
     kill_leftover_shims()
+    cleanup_by_owners()
     clean_network()
     unmount_under([STATE, RUN, Path("/run/containerd"), Path("/run/netns")])
     restore_host()
@@ -915,6 +917,20 @@ def kill_leftover_shims() -> None:
             pass
 
 
+def cleanup_by_owners() -> None:
+    """kube-proxy and kube-router remove their own rules and ipsets first; what remains
+    (kubelet's chains, anything they missed) is swept by `clean_network`."""
+    env = {**os.environ, "MURMUR_BUILD_CACHED_ONLY": "1"}
+    out = run(["bash", str(HERE / "build/build.sh"), "kubernetes", "kube-router"], quiet=True,
+              check=False, env=env).stdout or ""
+    bins = {k: Path(v) for k, v in (line.split("=", 1) for line in out.split())}
+    if "kubernetes" in bins:
+        run([str(bins["kubernetes"] / "kube-proxy"), "--cleanup"], quiet=True, check=False)
+    if "kube-router" in bins:
+        run([str(bins["kube-router"] / "kube-router"), "--cleanup-config"], quiet=True,
+            check=False)
+
+
 def clean_network() -> None:
     """Remove the chains, ipsets, bridge and network namespaces the cluster made."""
     record = json.loads(HOST_RECORD.read_text()) if HOST_RECORD.exists() else {}
@@ -924,15 +940,18 @@ def clean_network() -> None:
     before = set(record.get("chains", []))
     for tool in ("iptables", "ip6tables"):
         for table in ("filter", "nat", "mangle", "raw"):
+            # Only what Kubernetes and the portmap plugin name so: another tool's chains
+            # made while the cluster ran are not ours to remove.
             ours = [c.split(":")[2] for c in iptables_chains()
-                    if c.startswith(f"{tool}:{table}:") and c not in before]
+                    if c.startswith(f"{tool}:{table}:") and c not in before
+                    and c.split(":")[2].startswith(("KUBE-", "CNI-HOSTPORT", "CNI-DN-"))]
             # Rules jumping to a chain must go before the chain can.
             for chain in sorted(BUILTIN_CHAINS) + ours:
                 rules = run([tool, "-t", table, "-S", chain], quiet=True, check=False).stdout
                 for rule in rules.splitlines():
                     if rule.startswith("-A ") and any(f"-j {c}" in rule or f"-g {c}" in rule
                                                       for c in ours):
-                        run([tool, "-t", table, *rule.replace("-A ", "-D ", 1).split()],
+                        run([tool, "-t", table, *shlex.split(rule.replace("-A ", "-D ", 1))],
                             quiet=True, check=False)
             for chain in ours:
                 run([tool, "-t", table, "-F", chain], quiet=True, check=False)
