@@ -936,6 +936,12 @@ def clean_network() -> None:
     record = json.loads(HOST_RECORD.read_text()) if HOST_RECORD.exists() else {}
     for ns in Path("/run/netns").glob("cni-*") if Path("/run/netns").exists() else []:
         run(["ip", "netns", "delete", ns.name], quiet=True, check=False)
+    # A pod's namespace can outlive its processes (orphaned TCP sockets hold it until they
+    # time out), and with it the host end of its veth: delete every port of the bridge.
+    ports = run(["ip", "-o", "link", "show", "master", BRIDGE], quiet=True, check=False).stdout
+    for line in (ports or "").splitlines():
+        run(["ip", "link", "delete", line.split(":")[1].strip().split("@")[0]], quiet=True,
+            check=False)
     run(["ip", "link", "delete", BRIDGE], quiet=True, check=False)
     before = set(record.get("chains", []))
     for tool in ("iptables", "ip6tables"):
