@@ -33,8 +33,12 @@ timeline_port="$(free_port)"
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
-k port-forward "svc/$RELEASE-postgres" "$pg_port:5432" >/dev/null & pids+=($!)
-k port-forward "svc/$RELEASE-timeline" "$timeline_port:8000" >/dev/null & pids+=($!)
+# kubectl itself in the background (not through `k`, a function, whose subshell would be
+# what `$!` names and the trap kills, leaving the forward running).
+"$KUBECTL" -n "$NAMESPACE" port-forward "svc/$RELEASE-postgres" "$pg_port:5432" >/dev/null 2>&1 &
+pids+=($!)
+"$KUBECTL" -n "$NAMESPACE" port-forward "svc/$RELEASE-timeline" "$timeline_port:8000" >/dev/null 2>&1 &
+pids+=($!)
 for _ in $(seq 1 100); do
   if "$PYTHON" - "$pg_port" "$timeline_port" <<'EOF' 2>/dev/null; then break; fi
 import socket, sys

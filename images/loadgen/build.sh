@@ -44,7 +44,7 @@ else
   if [ "${1:-}" = archive ]; then
     mkdir -p var/images
     rm -f "var/images/$NAME.tar"
-    buildah push "$ref" "oci-archive:var/images/$NAME.tar:$NAME:$tag" >/dev/null
+    buildah push "$ref" "oci-archive:var/images/$NAME.tar:$ref" >/dev/null
     echo "archive var/images/$NAME.tar" >&2
   fi
 fi
