@@ -20,12 +20,14 @@ import stackctl  # noqa: E402
 def stack_up(profile: str, **overrides: str) -> None:
     """Run the platform's `up` for `profile` with `overrides` in its environment.
 
-    `up` reads MURMUR_TOXIPROXY and OTEL_* from its caller; they are set to what the
-    profile's last `up` recorded, so a benchmark started after `MURMUR_TOXIPROXY=0 make up`
-    does not put Toxiproxy (or tracing) back into the path it measures.
+    `up` reads MURMUR_TOXIPROXY and the recorded settings (OTEL_*, ...) from its caller;
+    they are set to what the profile's last `up` recorded, so a benchmark started after
+    `MURMUR_TOXIPROXY=0 make up` does not put Toxiproxy (or tracing) back into the path it
+    measures.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env.update(stackctl.otel_settings(profile))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(stackctl.RECORDED_SETTINGS)}
+    env.update(stackctl.service_settings(profile))
     env["MURMUR_TOXIPROXY"] = "1" if stackctl.toxiproxy_switch(profile) else "0"
     env.update(overrides)
     subprocess.run([sys.executable, str(REPO / "local/stackctl.py"), "--profile", profile,

@@ -45,8 +45,8 @@ else
 fi
 
 # --- Python virtual environment ---------------------------------------------------------
-# requirements.txt includes services/requirements.txt (the images' runtime pins): hash both.
-want="$(sha "$REPO/requirements.txt" "$REPO/services/requirements.txt")"
+# requirements.txt includes services/ and chaos/requirements.txt: hash all three.
+want="$(sha "$REPO/requirements.txt" "$REPO/services/requirements.txt" "$REPO/chaos/requirements.txt")"
 if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.requirements" 2>/dev/null)" = "$want" ]; then
   step python "requirements: present"
 else

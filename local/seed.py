@@ -92,15 +92,22 @@ def username(i: int, n_celebrities: int) -> str:
 def load_users_and_follows(args: argparse.Namespace, stores: config.Stores,
                            followees: list[set[int]]) -> list[int]:
     """Insert users and follows (idempotently); returns the user ids by index."""
+    names = [username(i, args.celebrities) for i in range(args.users)]
+    return insert_users_and_follows(stores, names, followees)
+
+
+def insert_users_and_follows(stores: config.Stores, names: list[str],
+                             followees: list[set[int]]) -> list[int]:
+    """Insert the accounts `names` and who follows whom (`followees[i]`: the indexes user i
+    follows), idempotently, every account with the demo password; the user ids by index."""
     import psycopg
     from argon2 import PasswordHasher
 
     password_hash = PasswordHasher().hash(DEMO_PASSWORD)
     ids = IdGenerator(1023)  # the seed's own worker id: never leased by a service
-    names = [username(i, args.celebrities) for i in range(args.users)]
     with psycopg.connect(stores.pg_conninfo) as conn:
-        with conn.cursor() as cur, progress(args.users, "users") as bar:
-            for start in range(0, args.users, 1000):
+        with conn.cursor() as cur, progress(len(names), "users") as bar:
+            for start in range(0, len(names), 1000):
                 chunk = names[start:start + 1000]
                 rows = [(ids.next_id(), name, password_hash, name.replace("_", " ").title())
                         for name in chunk]
@@ -132,6 +139,15 @@ def load_users_and_follows(args: argparse.Namespace, stores: config.Stores,
                 WHERE u.id = ANY(%s)""", (user_ids,))
         conn.commit()
     return user_ids
+
+
+def seed_audience(prefix: str, followers: int) -> dict[str, object]:
+    """One author followed by `followers` new accounts (a wide fan-out, for the chaos
+    experiments), in the active profile; their names, ids and the shared password."""
+    names = [f"{prefix}_author"] + [f"{prefix}_f{i}" for i in range(followers)]
+    ids = insert_users_and_follows(config.stores(), names, [set()] + [{0}] * followers)
+    return {"password": DEMO_PASSWORD, "author": {"username": names[0], "id": ids[0]},
+            "followers": [{"username": n, "id": i} for n, i in zip(names[1:], ids[1:])]}
 
 
 def post_tweets(args: argparse.Namespace, user_ids: list[int], rng: random.Random) -> int:

@@ -78,6 +78,7 @@ class Proxy:
     upstream: int
     direct: int  # where services connect when Toxiproxy is switched off
     env: str  # the services' variable holding the port they connect to
+    only: tuple[str, ...] = ()  # if set: the only service processes using it (by base name)
 
 
 PROXIES = [
@@ -92,7 +93,18 @@ PROXIES = [
     # talking through it (and a cut proxy cuts all of its traffic).
     Proxy("kafka", port("KAFKA_PROXY", 29092), PORTS["kafka_proxied"], PORTS["kafka"],
           "MURMUR_KAFKA_PORT"),
+    # fanout's own way to Redis, so a fault can hit the fan-out writes alone (the network
+    # between fanout and Redis) while reads and posts keep theirs.
+    Proxy("redis-fanout", port("REDIS_FANOUT_PROXY", 26380), PORTS["redis"], PORTS["redis"],
+          "MURMUR_REDIS_PORT", only=("fanout",)),
 ]
+
+
+def proxies_of(process: str) -> list[Proxy]:
+    """The proxies a service process connects through: one per store, its own if it has."""
+    chosen = {p.env: p for p in PROXIES if not p.only}
+    chosen.update({p.env: p for p in PROXIES if process in p.only})
+    return list(chosen.values())
 
 # nginx skips a gateway for this long after it failed; a rolling restart waits it out
 # before taking the next gateway down, so nginx always has one it will use.
@@ -259,8 +271,8 @@ def service_components(prof: config.Profile, prefix: str) -> list[Component]:
         # Set either way, so a switch of MURMUR_TOXIPROXY changes the program's
         # environment and supervisord restarts it with the new one.
         proxied = toxiproxy_switch(prof.name)
-        env.update({p.env: str(p.listen if proxied else p.direct) for p in PROXIES})
-        env.update(otel_settings(prof.name))
+        env.update({p.env: str(p.listen if proxied else p.direct) for p in proxies_of(name)})
+        env.update(service_settings(prof.name))
         svc_port = 0
         if port_key:
             svc_port = config.SERVICE_PORTS[port_key] + prof.port_offset
@@ -348,27 +360,31 @@ def record_toxiproxy_switch(profile: str) -> None:
               "directly", flush=True)
 
 
-def otel_settings(profile: str) -> dict[str, str]:
-    """The OTEL_* variables `profile`'s last `up` was given, for its service processes."""
-    path = ETC / f"otel-{profile}.env"
+# Settings a profile's last `up` hands to its service processes: OpenTelemetry's standard
+# variables, and the switches chaos experiments use (a safeguard turned off on purpose to
+# show that its experiment then deviates; the celebrity threshold lifted for a wide
+# fan-out). Recorded rather than inherited: supervisord keeps the environment it was first
+# started with, so `OTEL_TRACES_SAMPLER=... make up` on a running stack would otherwise
+# change nothing. A changed set changes the programs' definitions, and `up` restarts them.
+RECORDED_SETTINGS = ("OTEL_", "MURMUR_DISABLE_SAFEGUARDS", "CELEBRITY_THRESHOLD")
+
+
+def service_settings(profile: str) -> dict[str, str]:
+    """The recorded settings `profile`'s last `up` was given, for its service processes."""
+    path = ETC / f"settings-{profile}.env"
     if not path.exists():
         return {}
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
-def record_otel_settings(profile: str) -> None:
-    """`up` hands its caller's OTEL_* variables to the services; other commands keep them.
-
-    Recorded rather than inherited: supervisord keeps the environment it was first started
-    with, so `OTEL_TRACES_SAMPLER=... make up` on a running stack would otherwise change
-    nothing. A changed set changes the programs' definitions, and `up` restarts them.
-    """
+def record_service_settings(profile: str) -> None:
+    """`up` hands its caller's recorded settings to the services; other commands keep them."""
     settings = {k: v for k, v in sorted(os.environ.items())
-                if k.startswith("OTEL_") and v and "\n" not in v and '"' not in v}
-    write_if_changed(ETC / f"otel-{profile}.env",
+                if k.startswith(RECORDED_SETTINGS) and v and "\n" not in v and '"' not in v}
+    write_if_changed(ETC / f"settings-{profile}.env",
                      "".join(f"{k}={v}\n" for k, v in settings.items()))
     if settings:
-        print(f"  OpenTelemetry for the {profile} profile: "
+        print(f"  settings for the {profile} profile's services: "
               + " ".join(f"{k}={v}" for k, v in settings.items()), flush=True)
 
 
@@ -815,16 +831,19 @@ def prepare_kafka() -> None:
 def start(comps: list[Component]) -> None:
     """Start the given components (if not running) and wait until each answers."""
     names = {c.name for c in comps}
-    comps = comps + [component(n) for n in ensure_supervisord() if n not in names]
+    # Programs supervisord restarted because their definition changed: waited for after the
+    # given components are ready and configured (a service may need a store's new proxy).
+    restarted = [component(n) for n in ensure_supervisord() if n not in names]
     server = supervisor()
     for comp in comps:
         if process_info(comp.name)["statename"] not in ("RUNNING", "STARTING"):
             server.supervisor.startProcess(comp.name, False)
             stamp_config(comp)
-    wait_ready(comps)
-    for comp in comps:
-        if comp.configure:
-            comp.configure()
+    for group in (comps, restarted):
+        wait_ready(group)
+        for comp in group:
+            if comp.configure:
+                comp.configure()
 
 
 def config_stamp(comp: Component) -> Path:
@@ -922,7 +941,7 @@ def cmd_up(profile: str) -> None:
     comps = stores_and_tier(profile)
     print(f"Starting Murmur ({profile} profile); data in {HOME}", flush=True)
     record_toxiproxy_switch(profile)
-    record_otel_settings(profile)
+    record_service_settings(profile)
     prepare(comps)
     stores = [c for c in comps if c.profile is None]
     if supervisor_running():

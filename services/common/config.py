@@ -43,6 +43,21 @@ def env_list(name: str, default: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env(name, default).split(",") if item.strip())
 
 
+# Safeguards a chaos experiment may turn off on purpose, to show that the experiment
+# guarding each then deviates (docs/chaos.md). Never set in a deployment.
+SAFEGUARDS = ("breakers", "home-fallback")
+
+
+def disabled_safeguards() -> frozenset[str]:
+    """The safeguards MURMUR_DISABLE_SAFEGUARDS turns off (comma-separated; default none)."""
+    names = frozenset(env_list("MURMUR_DISABLE_SAFEGUARDS", ""))
+    unknown = names - set(SAFEGUARDS)
+    if unknown:
+        raise ValueError(f"MURMUR_DISABLE_SAFEGUARDS: unknown {sorted(unknown)}; "
+                         f"known: {', '.join(SAFEGUARDS)}")
+    return names
+
+
 def bind_host() -> str:
     """Address the service processes listen on: loopback locally, 0.0.0.0 in a container."""
     return env("MURMUR_BIND_HOST", "127.0.0.1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from common import resilience, topics, tracing
+from common import config as common_config, resilience, topics, tracing
 from common.home_timeline import HomeTimelines
 from timeline import config as timeline_config
 from timeline.adapters import cassandra_store, redis_store, users_client
@@ -85,6 +85,7 @@ def bootstrap(config: timeline_config.Config | None = None, **overrides: Any) ->
         idempotency_wait=cfg.idempotency_wait,
         celebrity_authors_max=cfg.celebrity_authors_max,
         rebuild_followees_max=cfg.rebuild_followees_max,
+        rebuild_without_redis="home-fallback" not in common_config.disabled_safeguards(),
         trace_context=tracing.current_trace_headers,
     )
     checks = {"cassandra": db.ping, "redis": lambda: _ping(client)}

@@ -319,6 +319,8 @@ class Ports:
     idempotency_wait: float = 3.0
     celebrity_authors_max: int = 200
     rebuild_followees_max: int = 200  # authors read when a home timeline is rebuilt
+    # Off only when a chaos experiment turns the fallback off on purpose (docs/chaos.md).
+    rebuild_without_redis: bool = True
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     # The current request's trace context, stored with each event so that the relay's
@@ -490,6 +492,8 @@ def read_home_timeline(user_id: int, limit: int, before: int | None, ports: Port
     try:
         home_ids = ports.home.page(user_id, before, limit + 1)
     except DependencyUnavailable as exc:
+        if not ports.rebuild_without_redis:
+            raise
         log.warning("home timeline of %d rebuilt from the store: %s", user_id, exc)
         return rebuild_home_timeline(user_id, limit, before, ports)
     degraded = None

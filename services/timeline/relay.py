@@ -142,8 +142,20 @@ class KafkaPublisher:
             acked += 1
         _end_spans(spans, acked)
         if acked == 0 and events:
+            # A producer that got nothing acknowledged may never recover (after a broker
+            # restart it can keep waiting on metadata and sequence state of the old one,
+            # found by the kafka-stopped chaos experiment): the next pass makes a new one.
+            self._discard()
             raise PublishFailed("no event was acknowledged")
         return acked
+
+    def _discard(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=0)
+            except Exception as exc:  # noqa: BLE001 - it is being thrown away
+                log.debug("closing a failed producer: %s", exc)
 
     def close(self) -> None:
         """Flush what is in flight and close the producer."""

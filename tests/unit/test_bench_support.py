@@ -25,7 +25,7 @@ def runs(monkeypatch, tmp_path):
 def test_a_benchmark_up_passes_the_recorded_switch_and_otel_variables(runs, monkeypatch,
                                                                       tmp_path):
     (tmp_path / "toxiproxy-dev.switch").write_text("off\n")
-    (tmp_path / "otel-dev.env").write_text("OTEL_SDK_DISABLED=true\n")
+    (tmp_path / "settings-dev.env").write_text("OTEL_SDK_DISABLED=true\n")
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")  # the caller's, not recorded
     monkeypatch.setenv("MURMUR_TOXIPROXY", "1")
     support.stack_up("dev", MURMUR_RATE_LIMIT="1000000")
