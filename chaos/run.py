@@ -177,8 +177,34 @@ def restore_safeguard(name: str, profile: str, folder: Path) -> None:
         platform._stackctl(run, "start", run.service_name(how.split(":", 1)[1]))
 
 
+def wait_for_steady_state(folder: Path, env: dict[str, str], deadline: float = 90) -> str:
+    """Poll the steady state until it holds, so each experiment starts from one and not
+    from the tail of the one before; '' when it held, else why not."""
+    from murmur_chaos import context, steady
+
+    run = context.current({"murmur_run_dir": str(folder), "murmur_profile": env["MURMUR_PROFILE"],
+                           "murmur_api": env.get("MURMUR_CHAOS_API", ""),
+                           "murmur_target": env["MURMUR_CHAOS_TARGET"]})
+    end, why = time.monotonic() + deadline, ""
+    while time.monotonic() < end:
+        try:
+            why = steady._unsteady(run, 6, 1000)
+        except Exception as exc:  # noqa: BLE001 - keep polling; report the last reason
+            why = f"{type(exc).__name__}: {exc}"
+        if not why:
+            return ""
+        time.sleep(0.5)
+    return why
+
+
 def run_one(path: Path, folder: Path, env: dict[str, str]) -> Outcome:
     folder.mkdir(parents=True, exist_ok=True)
+    waited = time.monotonic()
+    unsteady = wait_for_steady_state(folder.parent / ".steady", env)
+    if unsteady:
+        return Outcome(path.stem, path.stem, "failed", {},
+                       [f"not steady before the experiment (90 s): {unsteady}"],
+                       time.monotonic() - waited, folder)
     started = time.monotonic()
     chaos = Path(sys.executable).parent / "chaos"
     with (folder / "chaos.out").open("w") as out:
@@ -227,8 +253,24 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "MURMUR_PROFILE": args.profile, "MURMUR_CHAOS_TARGET": args.target,
            "PYTHONPATH": os.pathsep.join([str(REPO / "chaos"), str(REPO / "services")])}
     if args.target == "k8s":
+        # The local cluster's kubeconfig unless one is set, as mk/k8s.mk does: chaosk8s
+        # and murmur_chaos.kube reach the API server with it (here too: steady-state checks).
+        if "KUBECONFIG" not in env and (REPO / "var/k8s/kubeconfig").exists():
+            env["KUBECONFIG"] = os.environ["KUBECONFIG"] = str(REPO / "var/k8s/kubeconfig")
         env["MURMUR_CHAOS_API"] = k8s_api()
-        env.setdefault("MURMUR_CHAOS_LOAD_MANIFEST", str(config.murmur_home() / "seed/k8s.json"))
+        manifest = Path(env.setdefault("MURMUR_CHAOS_LOAD_MANIFEST",
+                                       str(config.murmur_home() / "seed/k8s.json")))
+        # The background load signs in the manifest's accounts: seed this deployment when
+        # there is no manifest, or its accounts are not here (a new install since).
+        import requests
+
+        first = (_json(manifest, {}).get("accounts") or [{}])[0].get("username")
+        if not first or requests.get(f"{env['MURMUR_CHAOS_API']}/users/{first}",
+                                     timeout=10).status_code != 200:
+            print(f"chaos: no seed manifest for this deployment; seeding a small graph "
+                  f"(make seed-k8s USERS=300) into {manifest}", flush=True)
+            subprocess.run(["make", "-s", "--no-print-directory", "seed-k8s", "USERS=300",
+                            f"K8S_MANIFEST={manifest}"], cwd=REPO, env=env, check=True)
     else:
         ensure_manifest(args.profile)
     print(f"chaos: {len(chosen)} experiment(s) against the {args.target} target"

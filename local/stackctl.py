@@ -835,7 +835,7 @@ def start(comps: list[Component]) -> None:
     # given components are ready and configured (a service may need a store's new proxy).
     restarted = [component(n) for n in ensure_supervisord() if n not in names]
     server = supervisor()
-    for comp in comps:
+    for comp in comps + restarted:
         if process_info(comp.name)["statename"] not in ("RUNNING", "STARTING"):
             server.supervisor.startProcess(comp.name, False)
             stamp_config(comp)

@@ -135,14 +135,16 @@ def kill_inside_the_outbox_window(names: list[str] | None = None,
     from murmur_chaos import platform
 
     run = context.current(configuration)
-    acked = ledger.acknowledged_ids(run)
+    since = context.last_mark(run, "fault started") or 0.0
+    acked = [p["id"] for p in ledger.book(run).get("posts", [])
+             if p.get("id") and p["sent_at"] >= since]
     before = _pending_in_outbox(acked)
     killed = [platform.kill_component(name, configuration) for name in
               (names or ["timeline-relay", "timeline"])]
     after = _pending_in_outbox(acked)
     inside = bool(acked) and before == set(acked) and after == set(acked)
     entry = _observe(run, "the kill landed between the batch and the publish", inside,
-                     f"{len(acked)} acknowledged; unpublished just before the kill: "
+                     f"{len(acked)} acknowledged during the fault; unpublished just before the kill: "
                      f"{len(before)}, just after: {len(after)}",
                      killed=killed, pending_before=sorted(before), pending_after=sorted(after))
     context.update_state(run, killed={k["killed"]: k["pid"] for k in killed})

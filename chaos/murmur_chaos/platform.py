@@ -26,8 +26,10 @@ def _stackctl(run: context.Run, *args: str, env: dict[str, str] | None = None,
                            run.profile, *args], cwd=REPO, capture_output=True, text=True,
                           timeout=timeout, env=env or os.environ.copy())
     if done.returncode != 0:
-        raise RuntimeError(f"stackctl {' '.join(args)} failed: {done.stdout[-800:]}"
-                           f"{done.stderr[-800:]}")
+        errors = [line for line in (done.stdout + done.stderr).splitlines()
+                  if line.startswith("ERROR") or "error:" in line.lower()[:40]]
+        raise RuntimeError(f"stackctl {' '.join(args)} failed (exit {done.returncode}): "
+                           + (" | ".join(errors[-3:]) or done.stdout[-1500:]))
     return done.stdout.strip()
 
 

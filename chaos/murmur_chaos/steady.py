@@ -173,14 +173,18 @@ def _observe(run: Run, name: str, ok: bool, detail: str, **data: Any) -> dict[st
 def observe_reads(path: str = "/timeline", seconds: float = 10, status: int = 200,
                   degraded: str = "", max_latency_ms: float = 2000,
                   expect_followed_tweets: bool = False, retry_after: bool = False,
-                  latency_quantile: float = 1.0, name: str = "",
+                  latency_quantile: float = 1.0, settle: float = 0, name: str = "",
                   configuration: dict | None = None) -> dict[str, Any]:
     """Action: read `path` (`/timeline`, `/users/{prober}`, `/users/{prober}/tweets`, or
     `/users/{author}/...` for the ledger's author) while a fault lasts and record whether
-    each answered `status`, with the `degraded` marker ('' for none), the reads'
+    each answered `status`, with the `degraded` marker ('' for none; alternatives as
+    'a|b'), the reads'
     `latency_quantile` (1.0: every read) within `max_latency_ms`, holding the ledger's tweets (`expect_followed_tweets`) and with a
     Retry-After (`retry_after`), reading again and again for `seconds` (the fault lasts
-    that long). `observations_held` judges the records afterwards."""
+    that long). With `settle` > 0, judging starts once 5 reads in a row answered `status`
+    (every worker of a service has its own breaker: each must meet the fault first), or
+    fails if that takes longer than `settle` s. `observations_held` judges the records
+    afterwards."""
     run = context.current(configuration)
     from murmur_chaos import ledger
 
@@ -189,6 +193,26 @@ def observe_reads(path: str = "/timeline", seconds: float = 10, status: int = 20
     author = book.get("author", {}).get("username", reader.username)
     real_path = path.replace("{prober}", prober(run).username).replace("{author}", author)
     headers = reader.auth if real_path.startswith("/timeline") else {}
+    settled_after = None
+    if settle:
+        started, in_a_row, seen = time.monotonic(), 0, {}
+        while in_a_row < 5 and time.monotonic() - started < settle:
+            try:
+                got = requests.get(f"{run.api}{real_path}", headers=headers, timeout=10)
+                answer = f"{got.status_code} {got.headers.get(client.DEGRADED, '')}".strip()
+                if got.status_code >= 400:  # say who refused, and why
+                    answer += f" ({got.text[:90]})"
+            except requests.RequestException as exc:
+                answer = type(exc).__name__
+            seen[answer] = seen.get(answer, 0) + 1
+            wanted = {f"{status} {d}".strip() for d in degraded.split("|")}
+            in_a_row = in_a_row + 1 if answer in wanted else 0
+            time.sleep(0.05)
+        if in_a_row < 5:
+            return _observe(run, name or f"GET {path} -> {status} {degraded}".strip(), False,
+                            f"never 5 answers in a row as expected within {settle:g}s "
+                            f"(answers seen: {seen})")
+        settled_after = round(time.monotonic() - started, 2)
     problems, latencies = [], []
     end = time.monotonic() + seconds
     samples = 0
@@ -204,7 +228,7 @@ def observe_reads(path: str = "/timeline", seconds: float = 10, status: int = 20
         latencies.append((time.perf_counter() - started) * 1000)
         if resp.status_code != status:
             problems.append(f"{resp.status_code} instead of {status}")
-        elif resp.headers.get(client.DEGRADED, "") != degraded:
+        elif resp.headers.get(client.DEGRADED, "") not in degraded.split("|"):
             problems.append(f"degraded marker {resp.headers.get(client.DEGRADED)!r}, "
                             f"wanted {degraded!r}")
         elif retry_after and not resp.headers.get("Retry-After"):
@@ -223,7 +247,9 @@ def observe_reads(path: str = "/timeline", seconds: float = 10, status: int = 20
     label = name or f"GET {path} -> {status}{' ' + degraded if degraded else ''}"
     p50 = sorted(latencies)[len(latencies) // 2] if latencies else None
     return _observe(run, label, not problems, "; ".join(sorted(set(problems))) or
-                    f"{samples} reads as expected", p50_ms=p50,
+                    f"{samples} reads as expected"
+                    + (f" (settled {settled_after}s after the fault)" if settle else ""),
+                    p50_ms=p50, settled_after_s=settled_after,
                     max_ms=max(latencies) if latencies else None)
 
 
@@ -241,11 +267,13 @@ def observations_held(configuration: dict | None = None) -> bool:
 
 
 def observe_writes(seconds: float = 5, status: int = 503, max_latency_ms: float = 1000,
-                   retry_after: bool = True, configuration: dict | None = None
-                   ) -> dict[str, Any]:
+                   retry_after: bool = True, settle: float = 0, latency_quantile: float = 1.0,
+                   configuration: dict | None = None) -> dict[str, Any]:
     """Action: while a fault lasts, the ledger's first follower edits their bio and
     follows the prober, again and again for `seconds`; record whether every answer was
-    `status` (problem+json, with Retry-After if `retry_after`) within `max_latency_ms`."""
+    `status` (problem+json, with Retry-After if `retry_after`), their `latency_quantile`
+    within `max_latency_ms`. With `settle` > 0, judging starts once 5 writes in a row answered so (each worker's
+    breaker must meet the fault first), or fails if that takes longer than `settle` s."""
     run = context.current(configuration)
     from murmur_chaos import ledger
 
@@ -254,6 +282,25 @@ def observe_writes(seconds: float = 5, status: int = 503, max_latency_ms: float 
     calls = [("PATCH", "/users/me", {"json": {"bio": "during a fault"},
                                      "headers": {**writer.auth, "If-Match": "*"}}),
              ("PUT", f"/users/me/following/{target}", {"headers": writer.auth})]
+    label = f"writes answer {status}" + (" + Retry-After" if retry_after else "")
+    settled_after = None
+    if settle:
+        started, in_a_row, k = time.monotonic(), 0, 0
+        while in_a_row < 5 and time.monotonic() - started < settle:
+            method, path, kwargs = calls[k % len(calls)]
+            k += 1
+            t0 = time.perf_counter()
+            try:
+                resp = requests.request(method, f"{run.api}{path}", timeout=10, **kwargs)
+                fast = (time.perf_counter() - t0) * 1000 <= max_latency_ms
+                in_a_row = in_a_row + 1 if resp.status_code == status and fast else 0
+            except requests.RequestException:
+                in_a_row = 0
+            time.sleep(0.05)
+        if in_a_row < 5:
+            return _observe(run, label, False, f"never 5 writes in a row answered {status} "
+                            f"within {max_latency_ms:.0f} ms in {settle:g}s")
+        settled_after = round(time.monotonic() - started, 2)
     problems, latencies = [], []
     end = time.monotonic() + seconds
     n = 0
@@ -274,18 +321,24 @@ def observe_writes(seconds: float = 5, status: int = 503, max_latency_ms: float 
             problems.append(f"{method} {path}: not problem+json")
         elif retry_after and not resp.headers.get("Retry-After"):
             problems.append(f"{method} {path}: no Retry-After")
-        elif latencies[-1] > max_latency_ms:
-            problems.append(f"{method} {path}: {latencies[-1]:.0f} ms > {max_latency_ms:.0f} ms")
         time.sleep(0.1)
-    return _observe(run, f"writes answer {status}" + (" + Retry-After" if retry_after else ""),
-                    not problems, "; ".join(sorted(set(problems))) or f"{n} writes as expected",
+    if latencies:
+        ordered = sorted(latencies)
+        judged = ordered[min(len(ordered) - 1, int(latency_quantile * len(ordered)))]
+        if judged > max_latency_ms:
+            problems.append(f"latency q{latency_quantile:g} {judged:.0f} ms > "
+                            f"{max_latency_ms:.0f} ms")
+    return _observe(run, label, not problems, "; ".join(sorted(set(problems))) or
+                    f"{n} writes as expected", settled_after_s=settled_after,
                     max_ms=max(latencies) if latencies else None)
 
 
 def wait_for_breaker(service: str = "timeline", breaker: str = "cassandra",
-                     deadline: float = 60, configuration: dict | None = None) -> dict[str, Any]:
+                     deadline: float = 60, drive: str = "/users/{prober}/tweets",
+                     configuration: dict | None = None) -> dict[str, Any]:
     """Action: wait until `service`'s `breaker` is open in some worker (the background
-    load drives calls into it); records the seconds since the fault started."""
+    load, and reads of `drive`, make calls into it); records the seconds since the fault
+    started."""
     run = context.current(configuration)
     since = context.last_mark(run, "fault started") or time.time()
     end = time.monotonic() + deadline
@@ -295,6 +348,8 @@ def wait_for_breaker(service: str = "timeline", breaker: str = "cassandra",
             context.set_figures(run, breaker_opened_after_s=opened)
             return _observe(run, f"{service}'s {breaker} breaker opens", True,
                             f"open {opened}s after the fault started")
-        requests.get(f"{run.api}/users/{prober(run).username}/tweets", timeout=10)
+        requests.get(f"{run.api}{drive.replace('{prober}', prober(run).username)}",
+                     timeout=10)
+        time.sleep(0.05)
     return _observe(run, f"{service}'s {breaker} breaker opens", False,
                     f"still closed {deadline:.0f}s after the fault started")
