@@ -148,7 +148,7 @@ def ensure_manifest(profile: str) -> None:
     print(f"chaos: no seed manifest for the {profile} profile; seeding a small graph for the "
           "background load", flush=True)
     subprocess.run([sys.executable, str(REPO / "local/seed.py"), "--users", "400", "--tweets",
-                    "2", "--celebrities", "2", "--mean-following", "5"], cwd=REPO, check=True,
+                    "3", "--celebrities", "2", "--mean-following", "5"], cwd=REPO, check=True,
                    env={**os.environ, "MURMUR_PROFILE": profile})
 
 
@@ -208,7 +208,10 @@ def run_one(path: Path, folder: Path, env: dict[str, str]) -> Outcome:
     started = time.monotonic()
     chaos = Path(sys.executable).parent / "chaos"
     with (folder / "chaos.out").open("w") as out:
+        # Rollbacks always: by default Chaos Toolkit skips them when the hypothesis
+        # deviated, which is exactly when a fault may still be in place.
         subprocess.run([str(chaos), "--log-file", str(folder / "chaostoolkit.log"), "run",
+                        "--rollback-strategy", "always",
                         "--journal-path", str(folder / "journal.json"), str(path)],
                        cwd=REPO, env={**env, "MURMUR_CHAOS_RUN_DIR": str(folder)},
                        stdout=out, stderr=subprocess.STDOUT)

@@ -63,3 +63,6 @@ test-load: test-up load-install ## Load-test layer: a short run on the test prof
 
 # `make test` runs tests/load too: it needs Locust installed.
 test: load-install
+
+# `make k8s-test` runs the Kubernetes chaos experiments, whose background load is Locust.
+k8s-test: load-install

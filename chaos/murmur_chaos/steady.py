@@ -200,11 +200,11 @@ def observe_reads(path: str = "/timeline", seconds: float = 10, status: int = 20
             try:
                 got = requests.get(f"{run.api}{real_path}", headers=headers, timeout=10)
                 answer = f"{got.status_code} {got.headers.get(client.DEGRADED, '')}".strip()
-                if got.status_code >= 400:  # say who refused, and why
-                    answer += f" ({got.text[:90]})"
+                # Say who refused, and why, in the record (not in what is matched).
+                shown = answer + (f" ({got.text[:90]})" if got.status_code >= 400 else "")
             except requests.RequestException as exc:
-                answer = type(exc).__name__
-            seen[answer] = seen.get(answer, 0) + 1
+                answer = shown = type(exc).__name__
+            seen[shown] = seen.get(shown, 0) + 1
             wanted = {f"{status} {d}".strip() for d in degraded.split("|")}
             in_a_row = in_a_row + 1 if answer in wanted else 0
             time.sleep(0.05)
