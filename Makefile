@@ -110,7 +110,7 @@ test-platform: test-up ## Platform tests: make up/stop/start behave as documente
 test-e2e: test-up ## End-to-end tests through nginx (test profile, :8090)
 	@$(PYTEST) tests/e2e
 
-test-fault: test-up ## Fault tests: real faults through make stop/start and Toxiproxy
+test-fault: test-up load-install ## Fault tests: every local chaos experiment under load (chaos/), its safeguard switches, a rolling restart
 	@$(PYTEST) tests/fault
 
 # Targets of each part (images, Kubernetes, load tests) live in their own files.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -170,6 +170,27 @@ def _observe(run: Run, name: str, ok: bool, detail: str, **data: Any) -> dict[st
     return entry
 
 
+def _settle(attempt: Callable[[], tuple[bool, str]], settle: float) -> tuple[float | None, dict]:
+    """Call `attempt` (returning: as expected?, how it answered) until 5 in a row were as
+    expected; the seconds it took (None if not within `settle` s) and the answers seen."""
+    started, in_a_row, seen = time.monotonic(), 0, {}
+    while in_a_row < 5 and time.monotonic() - started < settle:
+        ok, shown = attempt()
+        seen[shown] = seen.get(shown, 0) + 1
+        in_a_row = in_a_row + 1 if ok else 0
+        time.sleep(0.05)
+    return (round(time.monotonic() - started, 2) if in_a_row >= 5 else None), seen
+
+
+def _latency_problem(latencies: list[float], quantile: float, max_ms: float) -> str:
+    """'' if the `quantile` of `latencies` (ms) is within `max_ms`, else what it was."""
+    if not latencies:
+        return ""
+    ordered = sorted(latencies)
+    judged = ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
+    return f"latency q{quantile:g} {judged:.0f} ms > {max_ms:.0f} ms" if judged > max_ms else ""
+
+
 def observe_reads(path: str = "/timeline", seconds: float = 10, status: int = 200,
                   degraded: str = "", max_latency_ms: float = 2000,
                   expect_followed_tweets: bool = False, retry_after: bool = False,
@@ -193,26 +214,25 @@ def observe_reads(path: str = "/timeline", seconds: float = 10, status: int = 20
     author = book.get("author", {}).get("username", reader.username)
     real_path = path.replace("{prober}", prober(run).username).replace("{author}", author)
     headers = reader.auth if real_path.startswith("/timeline") else {}
+    wanted = {f"{status} {d}".strip() for d in degraded.split("|")}
+
+    def attempt() -> tuple[bool, str]:
+        try:
+            got = requests.get(f"{run.api}{real_path}", headers=headers, timeout=10)
+        except requests.RequestException as exc:
+            return False, type(exc).__name__
+        answer = f"{got.status_code} {got.headers.get(client.DEGRADED, '')}".strip()
+        # Say who refused, and why, in the record (not in what is matched).
+        return answer in wanted, answer + (f" ({got.text[:90]})" if got.status_code >= 400
+                                           else "")
+
     settled_after = None
     if settle:
-        started, in_a_row, seen = time.monotonic(), 0, {}
-        while in_a_row < 5 and time.monotonic() - started < settle:
-            try:
-                got = requests.get(f"{run.api}{real_path}", headers=headers, timeout=10)
-                answer = f"{got.status_code} {got.headers.get(client.DEGRADED, '')}".strip()
-                # Say who refused, and why, in the record (not in what is matched).
-                shown = answer + (f" ({got.text[:90]})" if got.status_code >= 400 else "")
-            except requests.RequestException as exc:
-                answer = shown = type(exc).__name__
-            seen[shown] = seen.get(shown, 0) + 1
-            wanted = {f"{status} {d}".strip() for d in degraded.split("|")}
-            in_a_row = in_a_row + 1 if answer in wanted else 0
-            time.sleep(0.05)
-        if in_a_row < 5:
+        settled_after, seen = _settle(attempt, settle)
+        if settled_after is None:
             return _observe(run, name or f"GET {path} -> {status} {degraded}".strip(), False,
                             f"never 5 answers in a row as expected within {settle:g}s "
                             f"(answers seen: {seen})")
-        settled_after = round(time.monotonic() - started, 2)
     problems, latencies = [], []
     end = time.monotonic() + seconds
     samples = 0
@@ -238,12 +258,9 @@ def observe_reads(path: str = "/timeline", seconds: float = 10, status: int = 20
             missing = set(ledger.acknowledged_ids(run, before=time.time())) - shown
             if missing:
                 problems.append(f"{len(missing)} of the followees' tweets missing")
-    if latencies:
-        ordered = sorted(latencies)
-        judged = ordered[min(len(ordered) - 1, int(latency_quantile * len(ordered)))]
-        if judged > max_latency_ms:
-            problems.append(f"latency q{latency_quantile:g} {judged:.0f} ms > "
-                            f"{max_latency_ms:.0f} ms")
+    slow = _latency_problem(latencies, latency_quantile, max_latency_ms)
+    if slow:
+        problems.append(slow)
     label = name or f"GET {path} -> {status}{' ' + degraded if degraded else ''}"
     p50 = sorted(latencies)[len(latencies) // 2] if latencies else None
     return _observe(run, label, not problems, "; ".join(sorted(set(problems))) or
@@ -283,24 +300,24 @@ def observe_writes(seconds: float = 5, status: int = 503, max_latency_ms: float 
                                      "headers": {**writer.auth, "If-Match": "*"}}),
              ("PUT", f"/users/me/following/{target}", {"headers": writer.auth})]
     label = f"writes answer {status}" + (" + Retry-After" if retry_after else "")
+    turn = iter(range(1 << 30))
+
+    def attempt() -> tuple[bool, str]:
+        method, path, kwargs = calls[next(turn) % len(calls)]
+        started = time.perf_counter()
+        try:
+            resp = requests.request(method, f"{run.api}{path}", timeout=10, **kwargs)
+        except requests.RequestException as exc:
+            return False, type(exc).__name__
+        fast = (time.perf_counter() - started) * 1000 <= max_latency_ms
+        return resp.status_code == status and fast, f"{resp.status_code}{'' if fast else ' slow'}"
+
     settled_after = None
     if settle:
-        started, in_a_row, k = time.monotonic(), 0, 0
-        while in_a_row < 5 and time.monotonic() - started < settle:
-            method, path, kwargs = calls[k % len(calls)]
-            k += 1
-            t0 = time.perf_counter()
-            try:
-                resp = requests.request(method, f"{run.api}{path}", timeout=10, **kwargs)
-                fast = (time.perf_counter() - t0) * 1000 <= max_latency_ms
-                in_a_row = in_a_row + 1 if resp.status_code == status and fast else 0
-            except requests.RequestException:
-                in_a_row = 0
-            time.sleep(0.05)
-        if in_a_row < 5:
+        settled_after, seen = _settle(attempt, settle)
+        if settled_after is None:
             return _observe(run, label, False, f"never 5 writes in a row answered {status} "
-                            f"within {max_latency_ms:.0f} ms in {settle:g}s")
-        settled_after = round(time.monotonic() - started, 2)
+                            f"within {max_latency_ms:.0f} ms in {settle:g}s (seen: {seen})")
     problems, latencies = [], []
     end = time.monotonic() + seconds
     n = 0
@@ -322,12 +339,9 @@ def observe_writes(seconds: float = 5, status: int = 503, max_latency_ms: float 
         elif retry_after and not resp.headers.get("Retry-After"):
             problems.append(f"{method} {path}: no Retry-After")
         time.sleep(0.1)
-    if latencies:
-        ordered = sorted(latencies)
-        judged = ordered[min(len(ordered) - 1, int(latency_quantile * len(ordered)))]
-        if judged > max_latency_ms:
-            problems.append(f"latency q{latency_quantile:g} {judged:.0f} ms > "
-                            f"{max_latency_ms:.0f} ms")
+    slow = _latency_problem(latencies, latency_quantile, max_latency_ms)
+    if slow:
+        problems.append(slow)
     return _observe(run, label, not problems, "; ".join(sorted(set(problems))) or
                     f"{n} writes as expected", settled_after_s=settled_after,
                     max_ms=max(latencies) if latencies else None)
