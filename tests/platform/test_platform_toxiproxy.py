@@ -79,7 +79,7 @@ def test_up_leaves_one_enabled_proxy_in_front_of_each_store():
 def test_the_services_are_told_to_connect_through_the_proxies(name):
     env = service_env(name)
     # fanout reaches Redis through a proxy of its own (a fault on fan-out writes alone).
-    redis = "26380" if name.endswith("fanout") else "26379"
+    redis = str(PROXY["redis-fanout" if name.endswith("fanout") else "redis"].listen)
     assert {k: env.get(k) for k in ("MURMUR_PG_PORT", "MURMUR_REDIS_PORT",
                                     "MURMUR_CASSANDRA_PORT", "MURMUR_KAFKA_PORT")} == {
         "MURMUR_PG_PORT": "25432", "MURMUR_REDIS_PORT": redis,
@@ -214,7 +214,9 @@ def test_the_switch_takes_toxiproxy_out_of_the_path_and_make_up_puts_it_back():
         on = stackctl("up", env={"MURMUR_TOXIPROXY": ""}, timeout=240)
     assert on.returncode == 0, on.stdout + on.stderr
     for name in SERVICES:
-        assert service_env(name)["MURMUR_REDIS_PORT"] == "26379", name
+        # fanout's own proxy (redis-fanout) for Redis; every other process the shared one.
+        proxy = PROXY["redis-fanout" if name.endswith("fanout") else "redis"]
+        assert service_env(name)["MURMUR_REDIS_PORT"] == str(proxy.listen), name
 
 
 def test_make_restart_replaces_the_process_and_returns_once_it_is_ready():
