@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 
 import pytest
@@ -478,6 +479,16 @@ def test_without_redis_the_home_timeline_is_rebuilt_from_followees_tweets(ports)
     assert page.next_cursor is None
 
 
+def test_with_the_fallback_switched_off_a_home_timeline_without_redis_is_refused(ports):
+    """The chaos experiments' `home-fallback` switch: no rebuild, the outage shows."""
+    domain.post_tweet(PostTweet(8, "friend"), ports)
+    ports.followees = FakeFollowees(following=[8])
+    ports.rebuild_without_redis = False
+    stop_redis(ports)
+    with pytest.raises(DependencyUnavailable):
+        domain.read_home_timeline(7, 20, None, ports)
+
+
 def test_a_rebuilt_home_timeline_pages_below_the_cursor(ports):
     posted = [domain.post_tweet(PostTweet(8 + i % 2, f"t{i}"), ports).id for i in range(7)]
     ports.followees = FakeFollowees(following=[8, 9])
@@ -534,10 +545,13 @@ def test_without_redis_a_post_with_an_idempotency_key_is_refused_before_writing(
     assert ports.tweets.tweets == {} and ports.tweets.outbox == []
 
 
-def test_a_failed_batch_keeps_its_error_when_redis_is_gone_too(ports):
+def test_a_failed_batch_keeps_its_error_when_redis_is_gone_too(ports, caplog):
     claim = domain._claim_key(7, "k", domain.fingerprint("x"), ports)
     ports.idempotency = RedisDown()
-    domain._abandon(7, "k", claim, ports)  # logged, not raised: the batch error wins
+    with caplog.at_level(logging.WARNING, logger="murmur.timeline"):
+        # Logged, not raised: the batch's own error is the one the caller must see.
+        assert domain._abandon(7, "k", claim, ports) is None
+    assert "idempotency claim left pending" in caplog.text
 
 
 def test_without_redis_a_delete_still_removes_the_tweet(ports):
