@@ -9,38 +9,20 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 
 import requests
 
 from common import config
+from murmur_chaos import api as client
+from murmur_chaos.api import Member as Account
 
 API = f"http://127.0.0.1:{config.profile().http_port}/api/v1"
-PASSWORD = "fault-test-password"
-
-
-@dataclass(frozen=True)
-class Account:
-    """A signed-up user with a session."""
-
-    username: str
-    token: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
 def sign_up(prefix: str) -> Account:
-    """Create an account through the public API and open a session for it."""
-    username = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    body = {"username": username, "password": PASSWORD}
-    created = requests.post(f"{API}/users", json=body, timeout=10)
-    assert created.status_code == 201, created.text
-    session = requests.post(f"{API}/sessions", json=body, timeout=10)
-    assert session.status_code == 200, session.text
-    return Account(username, session.json()["access_token"])
+    """An account with a session, through the public API (the chaos experiments' client)."""
+    return client.sign_up(API, prefix)
 
 
 @dataclass(frozen=True)
