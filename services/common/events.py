@@ -1,7 +1,8 @@
 """Versioned JSON event envelopes carried on Kafka.
 
 Every event is `{"event_id", "type", "version", "occurred_at", "payload"}`; the Kafka key
-keeps one aggregate's events in order (author id on tweets.v1, follower id on follows.v1).
+keeps one aggregate's events in order (author id on tweets.v1, follower id on follows.v1,
+user id on users.v1).
 W3C trace context travels in the message headers, not in the body.
 """
 
@@ -16,7 +17,10 @@ TWEET_POSTED = "TweetPosted"
 TWEET_DELETED = "TweetDeleted"
 USER_FOLLOWED = "UserFollowed"
 USER_UNFOLLOWED = "UserUnfollowed"
-KNOWN_TYPES = {TWEET_POSTED, TWEET_DELETED, USER_FOLLOWED, USER_UNFOLLOWED}
+USER_REGISTERED = "UserRegistered"
+PROFILE_CHANGED = "ProfileChanged"
+KNOWN_TYPES = {TWEET_POSTED, TWEET_DELETED, USER_FOLLOWED, USER_UNFOLLOWED, USER_REGISTERED,
+               PROFILE_CHANGED}
 VERSION = 1
 
 

@@ -13,8 +13,17 @@ from common import config, provision
 TWEETS = "tweets.v1"  # TweetPosted, TweetDeleted; key = author id
 FOLLOWS = "follows.v1"  # UserFollowed, UserUnfollowed; key = follower id
 FANOUT_DLQ = "fanout.dlq.v1"  # poison messages the fanout consumer group gave up on
+# UserRegistered, ProfileChanged; key = user id. Compacted: the latest event of each user is
+# kept forever, so a new consumer rebuilds its copy of every profile from offset 0.
+USERS = "users.v1"
 
-ALL = (TWEETS, FOLLOWS, FANOUT_DLQ)
+ALL = (TWEETS, FOLLOWS, FANOUT_DLQ, USERS)
+COMPACTED = frozenset({USERS})
+
+
+def topic_configs(name: str) -> dict[str, str]:
+    """The topic-level settings a topic is created with (by its unprefixed name)."""
+    return {"cleanup.policy": "compact"} if name in COMPACTED else {}
 
 
 def create_missing(stores: config.Stores) -> int:
@@ -27,9 +36,9 @@ def create_missing(stores: config.Stores) -> int:
                              client_id="murmur-bootstrap")
     try:
         existing = set(admin.list_topics())
-        wanted = [stores.topic(name) for name in ALL]
-        missing = [NewTopic(name, stores.kafka_partitions, stores.kafka_replication)
-                   for name in wanted if name not in existing]
+        missing = [NewTopic(stores.topic(name), stores.kafka_partitions,
+                            stores.kafka_replication, topic_configs=topic_configs(name))
+                   for name in ALL if stores.topic(name) not in existing]
         if missing:
             try:
                 admin.create_topics(missing)

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import uuid
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from flask import Flask, Response, g, jsonify, request
 from opentelemetry import trace
@@ -30,7 +30,9 @@ from prometheus_client import (
 from werkzeug.exceptions import HTTPException
 
 from common import logs, resilience, tracing
-from common.problems import PROBLEM_JSON, Problem
+from common.cursors import InvalidCursor
+from common.problems import PROBLEM_JSON, Problem, validation_failed
+from common.rules import InvalidInput
 
 log = logging.getLogger("murmur.web")
 
@@ -62,12 +64,24 @@ def metrics_payload() -> bytes:
     return generate_latest(REGISTRY)
 
 
+ErrorMapping = Mapping[type, Callable[[Any], Problem]]
+
+# The errors of the shared rules, answered the same way by every service.
+SHARED_ERRORS: dict[type, Callable[[Any], Problem]] = {
+    InvalidInput: lambda exc: validation_failed(exc.errors, exc.detail),
+    InvalidCursor: lambda exc: validation_failed([{"field": "cursor", "message": str(exc)}]),
+}
+
+
 def create_base_app(service: str, checks: dict[str, ReadinessCheck] | None = None, *,
-                    app: Flask | None = None, deadline_budget: float | None = None) -> Flask:
+                    app: Flask | None = None, deadline_budget: float | None = None,
+                    errors: ErrorMapping | None = None) -> Flask:
     """A Flask app with Murmur's shared behaviour; `checks` back /readyz.
 
     Pass `app` to give the shared behaviour to an app made elsewhere (e.g. a Flask
     subclass that documents its routes); by default a plain Flask app is made.
+    `errors` is the service's one mapping from its domain's exceptions to problems:
+    the domain raises plain exceptions and only this edge knows about HTTP.
     """
     logs.configure(service)
     if tracing.wanted():
@@ -113,6 +127,10 @@ def create_base_app(service: str, checks: dict[str, ReadinessCheck] | None = Non
     @app.errorhandler(Problem)
     def _problem(problem: Problem) -> Response:
         return problem_response(problem)
+
+    for kind, to_problem in {**SHARED_ERRORS, **(errors or {})}.items():
+        app.register_error_handler(
+            kind, lambda exc, to_problem=to_problem: problem_response(to_problem(exc)))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
