@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
-STACK   := $(PY) local/stackctl.py
+STACK   := $(PY) local/stackctl
 PROFILE ?= dev
 SERVICE ?=
 DEP     ?=
@@ -52,17 +52,17 @@ reload: ## Replace a gunicorn service's workers in place, no request refused (SE
 rolling-restart: ## Restart PROFILE's service processes one at a time, each ready before the next
 	@$(STACK) --profile $(PROFILE) rolling-restart
 
-toxic: ## Add a fault on one store's proxy (DEP=cassandra TOXIC=latency|timeout|reset MS=2000)
-	@$(STACK) toxic add $(DEP) $(TOXIC) $(MS)
+toxic: ## Add a fault on PROFILE's proxy to one store (DEP=cassandra TOXIC=latency|timeout|reset MS=2000)
+	@$(STACK) --profile $(PROFILE) toxic add $(DEP) $(TOXIC) $(MS)
 
-cut: ## Cut one store's proxy: the services' connections to it are refused (DEP=redis)
-	@$(STACK) toxic cut $(DEP)
+cut: ## Cut PROFILE's proxy to one store: its services' connections to it are refused (DEP=redis)
+	@$(STACK) --profile $(PROFILE) toxic cut $(DEP)
 
-heal: ## Remove every fault from one store's proxy (DEP=x), or from all of them
-	@$(STACK) toxic heal $(DEP)
+heal: ## Remove every fault from one of PROFILE's proxies (DEP=x), or from all of them
+	@$(STACK) --profile $(PROFILE) toxic heal $(DEP)
 
-toxics: ## List the Toxiproxy proxies in front of the stores and their faults
-	@$(STACK) toxic list
+toxics: ## List PROFILE's Toxiproxy proxies in front of the stores and their faults
+	@$(STACK) --profile $(PROFILE) toxic list
 
 bootstrap: ## Create databases, keyspaces and topics for PROFILE (idempotent)
 	@$(STACK) --profile $(PROFILE) bootstrap
@@ -83,7 +83,7 @@ trace: ## Print one trace as a tree (ID=<trace id>; default: the latest that rea
 	@MURMUR_PROFILE=$(PROFILE) $(PY) local/trace_tree.py $(if $(ID),--id $(ID))
 
 api-docs: ## Regenerate docs/api-reference.md from the gateway's OpenAPI document
-	@PYTHONPATH=services $(PY) -m gateway.apidoc > docs/api-reference.md
+	@PYTHONPATH=services $(PY) -m gateway.entrypoints.apidoc > docs/api-reference.md
 
 clean: ## Stop everything and delete all local data (asks unless FORCE=1)
 	@if [ "$(FORCE)" != 1 ]; then read -r -p "Delete all Murmur data in var/? [y/N] " ok && [ "$$ok" = y ]; fi

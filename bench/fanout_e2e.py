@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "services"))
 sys.path.insert(0, str(REPO / "local"))
 
-from common import config, home_timeline  # noqa: E402
+from common import config, home_timeline, topics  # noqa: E402
 from common.ids import IdGenerator  # noqa: E402
 from support import start_ready  # noqa: E402
 
@@ -67,11 +67,14 @@ def create_author_with_followers(n: int) -> tuple[str, list[int]]:
         with cur.copy("COPY follows (follower_id, followee_id) FROM STDIN") as copy:
             for fid in follower_ids:
                 copy.write_row((fid, author_id))
+        # Announce the author as sign-up does, so timeline's copy of authors names them.
+        cur.execute("SELECT users_announce(%s, %s)",
+                    (config.stores().topic(topics.USERS), [author_id]))
     return author, sorted(follower_ids)
 
 
 def stackctl(*args: str) -> None:
-    subprocess.run([sys.executable, str(REPO / "local/stackctl.py"),
+    subprocess.run([sys.executable, str(REPO / "local/stackctl"),
                     "--profile", config.profile().name, *args], check=True,
                    stdout=subprocess.DEVNULL)
 
@@ -82,7 +85,7 @@ def start_bench_worker(threshold: int) -> subprocess.Popen:
            "CELEBRITY_THRESHOLD": str(threshold), "MURMUR_PORT": str(WORKER_PORT),
            "MURMUR_PROCESS": "bench-fanout"}
     log = open(config.murmur_home() / "log" / "bench-fanout.log", "ab")
-    return start_ready([sys.executable, "-m", "fanout.worker"], env,
+    return start_ready([sys.executable, "-m", "fanout.entrypoints.worker"], env,
                        f"http://127.0.0.1:{WORKER_PORT}/readyz",
                        "the benchmark's fanout worker", log=log)
 

@@ -8,7 +8,7 @@
    running test profile instead: test-timeline is stopped, test-gateway-1 is measured
    directly, and test-timeline is started again afterwards (run it under the stack lock).
 2. The throughput cost of the wrappers (deadline, breaker, retry policy): `--threads`
-   threads calling a fast local HTTP server (its own process) through `Downstream.call`,
+   threads calling a fast local HTTP server (its own process) through `HttpClient.call`,
    with the wrappers and without them (no deadline, a pass-through breaker, no retry
    policy), as a ratio; plus the wrappers' CPU per call around a call that does nothing.
 3. A breaker does not cap throughput: `--threads` threads through one `Breaker` around a
@@ -39,8 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "services"))
 
 from common import config, resilience  # noqa: E402
+from common.client import HttpClient, PeerConfig  # noqa: E402
 from gateway.config import DownstreamConfig, GatewayConfig  # noqa: E402
-from gateway.downstream import Downstream  # noqa: E402
 
 PASSWORD = "bench-password-1"
 
@@ -84,8 +84,8 @@ def fail_fast_in_process(requests: int) -> None:
     import jwt
     from werkzeug.serving import make_server
 
-    from gateway.app import create_app
-    from gateway.auth import TokenVerifier
+    from gateway.entrypoints.app import create_app
+    from gateway.adapters.tokens import TokenVerifier
 
     key = Ed25519PrivateKey.generate()
     public = key.public_key().public_bytes(
@@ -121,7 +121,7 @@ def component(name: str) -> str:
 
 
 def stackctl(*args: str) -> None:
-    subprocess.run([sys.executable, str(REPO / "local/stackctl.py"), "--profile",
+    subprocess.run([sys.executable, str(REPO / "local/stackctl"), "--profile",
                     config.profile().name, *args], check=True, cwd=REPO,
                    stdout=subprocess.DEVNULL)
 
@@ -237,9 +237,8 @@ def wrapper_cost(threads: int, seconds: float) -> None:
     server = multiprocessing.Process(target=serve_fast, args=(port, ready), daemon=True)
     server.start()
     ready.wait(10)
-    def downstream() -> Downstream:
-        return Downstream(DownstreamConfig("bench", f"http://127.0.0.1:{port}", 0.5, 2.0,
-                                           threads))
+    def downstream() -> HttpClient:
+        return HttpClient(PeerConfig("bench", f"http://127.0.0.1:{port}", 0.5, 2.0, threads))
 
     plain, guarded = downstream(), downstream()
     plain.breaker = _PassThrough()  # type: ignore[assignment]
@@ -267,7 +266,7 @@ def wrapper_cost(threads: int, seconds: float) -> None:
         server.terminate()
     off = statistics.mean(r[0] for r in rounds)
     on = statistics.mean(r[1] for r in rounds)
-    print(f"2. wrappers' cost, {threads} threads through one Downstream to a local server "
+    print(f"2. wrappers' cost, {threads} threads through one HttpClient to a local server "
           f"(own process), {seconds:.0f} s x 3 rounds each:")
     print(f"  without deadline/breaker/retry: {off:8.0f} calls/s")
     print(f"  with    deadline/breaker/retry: {on:8.0f} calls/s   on/off = {on / off:.3f}")

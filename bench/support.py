@@ -30,7 +30,7 @@ def stack_up(profile: str, **overrides: str) -> None:
     env.update(stackctl.service_settings(profile))
     env["MURMUR_TOXIPROXY"] = "1" if stackctl.toxiproxy_switch(profile) else "0"
     env.update(overrides)
-    subprocess.run([sys.executable, str(REPO / "local/stackctl.py"), "--profile", profile,
+    subprocess.run([sys.executable, str(REPO / "local/stackctl"), "--profile", profile,
                     "up"], env=env, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
 
 

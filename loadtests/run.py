@@ -128,16 +128,16 @@ def run_folder(base: Path, label: str) -> Path:
 
 
 SERVICE_PROCESSES = ("nginx", "gateway-1", "gateway-2", "users", "timeline", "fanout",
-                     "users-relay", "timeline-relay")
+                     "users-relay", "timeline-relay", "timeline-authors")
 STORE_PROCESSES = ("postgres", "redis", "kafka", "cassandra", "toxiproxy")
 
 
 def local_groups(profile: str) -> dict[str, list[int]]:
     """The supervised processes of the local stack, by group (empty when not local): read
-    from `stackctl.py status` run by the platform's own Python (it has supervisor)."""
+    from `stackctl status` run by the platform's own Python (it has supervisor)."""
     python = Path(config.env("MURMUR_VENV", str(REPO / ".venv"))) / "bin" / "python"
     try:
-        out = subprocess.run([str(python), str(REPO / "local/stackctl.py"), "--profile",
+        out = subprocess.run([str(python), str(REPO / "local/stackctl"), "--profile",
                               profile, "status"], cwd=REPO, capture_output=True, text=True,
                              timeout=30).stdout
     except (OSError, subprocess.SubprocessError):

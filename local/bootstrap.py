@@ -4,9 +4,10 @@
 - Cassandra: the profile's keyspace (replication from config), then the timeline schema.
 - Kafka: the profile's topics, with the configured partition count.
 
-The steps themselves live with the services that own the data (`users.migrate`,
-`timeline.migrate`, `common.topics`), which the container images run as set-up Jobs; here
-they run once each, without waiting, since the local platform starts the stores first.
+The steps themselves live with the services that own the data (`users.entrypoints.migrate`,
+`timeline.entrypoints.migrate`, `common.topics`), which the container images run as set-up
+Jobs; here they run once each, without waiting, since the local platform starts the stores
+first.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "services"))
 
 from common import config, topics  # noqa: E402
-from timeline import migrate as timeline_migrate  # noqa: E402
-from users import migrate as users_migrate  # noqa: E402
+from timeline.entrypoints import migrate as timeline_migrate  # noqa: E402
+from users.entrypoints import migrate as users_migrate  # noqa: E402
 
 
 def run(profile: str) -> None:

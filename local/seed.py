@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "services"))
 
-from common import config  # noqa: E402
+from common import config, topics  # noqa: E402
 from common.ids import IdGenerator  # noqa: E402
 
 DEMO_PASSWORD = "murmur-demo"
@@ -97,9 +97,10 @@ def load_users_and_follows(args: argparse.Namespace, stores: config.Stores,
 
 
 def insert_users_and_follows(stores: config.Stores, names: list[str],
-                             followees: list[set[int]]) -> list[int]:
+                             followees: list[set[int]], announce: slice = slice(None)) -> list[int]:
     """Insert the accounts `names` and who follows whom (`followees[i]`: the indexes user i
-    follows), idempotently, every account with the demo password; the user ids by index."""
+    follows), idempotently, every account with the demo password; the user ids by index.
+    The accounts in `announce` (all by default) are announced on users.v1 as sign-up does."""
     import psycopg
     from argon2 import PasswordHasher
 
@@ -137,6 +138,10 @@ def insert_users_and_follows(stores: config.Stores, names: list[str],
                     following_count = (SELECT count(*) FROM follows WHERE follower_id = u.id),
                     version = u.version + 1
                 WHERE u.id = ANY(%s)""", (user_ids,))
+            # Rows written past the service reach other services only as events: announce
+            # the accounts (and their new versions) through users' outbox, as sign-up does.
+            cur.execute("SELECT users_announce(%s, %s)",
+                        (stores.topic(topics.USERS), user_ids[announce]))
         conn.commit()
     return user_ids
 
@@ -145,7 +150,9 @@ def seed_audience(prefix: str, followers: int) -> dict[str, object]:
     """One author followed by `followers` new accounts (a wide fan-out, for the chaos
     experiments), in the active profile; their names, ids and the shared password."""
     names = [f"{prefix}_author"] + [f"{prefix}_f{i}" for i in range(followers)]
-    ids = insert_users_and_follows(config.stores(), names, [set()] + [{0}] * followers)
+    # Only the author posts: the followers need not be announced to timeline.
+    ids = insert_users_and_follows(config.stores(), names, [set()] + [{0}] * followers,
+                                   announce=slice(0, 1))
     return {"password": DEMO_PASSWORD, "author": {"username": names[0], "id": ids[0]},
             "followers": [{"username": n, "id": i} for n, i in zip(names[1:], ids[1:])]}
 

@@ -57,7 +57,7 @@ def stackctl(*args: str, env: dict[str, str] | None = None,
              timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the platform tool for the test profile and capture its output."""
     return subprocess.run(
-        [sys.executable, str(REPO / "local/stackctl.py"), "--profile", "test", *args],
+        [sys.executable, str(REPO / "local/stackctl"), "--profile", "test", *args],
         cwd=REPO, env={**os.environ, **(env or {})}, capture_output=True, text=True,
         timeout=timeout,
     )

@@ -1,5 +1,6 @@
 """Faults through the local platform's own controls: the same `make stop/start` a person
-uses, a SIGKILL of a supervised program, and the services' settings switched by `up`."""
+uses, a SIGKILL of a supervised program, the services' settings switched by `up`, and
+toxics on the profile's own Toxiproxy proxies (through the platform's Toxiproxy client)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,34 @@ if str(REPO / "local") not in sys.path:
 import stackctl  # noqa: E402  (the platform's own tool: supervisor, readiness, settings)
 
 
+def add_toxic(dependency: str, toxic_name: str, toxic_type: str,
+              attributes: dict[str, Any] | None = None, stream: str = "downstream",
+              toxicity: float = 1.0, configuration: dict | None = None) -> dict[str, Any]:
+    """Action: put a toxic on the run's profile's proxy in front of `dependency` (a store:
+    postgres, redis, cassandra, kafka, redis-fanout); the other profile's proxies are not
+    touched. A toxic of that name already there gets the new attributes."""
+    run = context.current(configuration)
+    proxy = stackctl.proxy(run.profile, dependency)
+    stackctl.Toxiproxy().set_toxic(proxy.name, toxic_name, toxic_type, attributes or {},
+                                   stream=stream, toxicity=toxicity)
+    return {"proxy": proxy.name, "toxic": toxic_name, "type": toxic_type,
+            "attributes": attributes or {}}
+
+
+def remove_toxic(dependency: str, toxic_name: str,
+                 configuration: dict | None = None) -> dict[str, Any]:
+    """Action and rollback: take a toxic off the run's profile's proxy in front of
+    `dependency`; nothing to do when it is not there (a rollback after the method's own
+    removal)."""
+    run = context.current(configuration)
+    proxy = stackctl.proxy(run.profile, dependency)
+    removed = stackctl.Toxiproxy().remove_toxic(proxy.name, toxic_name, missing_ok=True)
+    return {"proxy": proxy.name, "toxic": toxic_name, "removed": removed}
+
+
 def _stackctl(run: context.Run, *args: str, env: dict[str, str] | None = None,
               timeout: float = 300) -> str:
-    done = subprocess.run([sys.executable, str(REPO / "local/stackctl.py"), "--profile",
+    done = subprocess.run([sys.executable, str(REPO / "local/stackctl"), "--profile",
                            run.profile, *args], cwd=REPO, capture_output=True, text=True,
                           timeout=timeout, env=env or os.environ.copy())
     if done.returncode != 0:

@@ -6,8 +6,9 @@
 - **Retries** (tenacity): only for idempotent operations, exponential backoff with full
   jitter, bounded by attempts *and* by the remaining deadline, never into an open breaker,
   each retry counted in `murmur_retries_total`.
-- **Circuit breakers** (pybreaker's state machine): one per dependency, transitions logged
-  and exported as `murmur_breaker_state`. An open breaker half-opens when its reset timeout
+- **Circuit breakers** (pybreaker's state machine): one per dependency, made when the
+  process starts (`Breakers`, kept by the process's bootstrap; none exists at import),
+  transitions logged and exported as `murmur_breaker_state`. An open breaker half-opens when its reset timeout
   has passed, not on the next call, so the state a worker reports is never stale.
   pybreaker's own `call` holds the breaker's lock for the whole guarded call (its issues #3
   and #55), which would serialise every thread of a process on one dependency; `Breaker`
@@ -20,7 +21,7 @@ import logging
 import threading
 import time
 from contextvars import ContextVar, Token
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import pybreaker
 import tenacity
@@ -114,13 +115,17 @@ def _stop_at_deadline(retry_state: tenacity.RetryCallState) -> bool:
 
 def retrying(dependency: str, operation: str, *, attempts: int = 3, base: float = 0.05,
              cap: float = 1.0, on: tuple[type[BaseException], ...] = (Exception,),
+             when: Callable[[BaseException], bool] | None = None,
              sleep: Callable[[float], None] = time.sleep) -> tenacity.Retrying:
     """A tenacity policy for an idempotent call: full-jitter exponential backoff, at most
-    `attempts` tries, never past the deadline, never into an open breaker."""
+    `attempts` tries, never past the deadline, never into an open breaker.
+
+    Errors of the classes `on` are retried, and of those only the ones `when` accepts
+    (e.g. `lambda exc: outages.is_outage("redis", exc)`) when it is given."""
 
     def retryable(exc: BaseException) -> bool:
-        return isinstance(exc, on) and not isinstance(
-            exc, (pybreaker.CircuitBreakerError, DeadlineExceeded))
+        return (isinstance(exc, on) and (when is None or when(exc))
+                and not isinstance(exc, (pybreaker.CircuitBreakerError, DeadlineExceeded)))
 
     def count(_state: tenacity.RetryCallState) -> None:
         RETRIES.labels(dependency, operation).inc()
@@ -247,16 +252,36 @@ class Breaker(pybreaker.CircuitBreaker):
             return max(0.0, self.reset_timeout - (time.time() - opened_at.timestamp()))
 
 
-_breakers: dict[str, Breaker] = {}
-_breakers_lock = threading.Lock()
+class Breakers:
+    """The circuit breakers of one process: one per dependency name, made on first use.
+
+    Made when the process starts (its bootstrap) and handed to the adapters it wires, never
+    at import: two services built in one test process do not share a breaker, and a
+    process's metrics name each breaker once.
+    """
+
+    def __init__(self) -> None:
+        self._made: dict[str, Breaker] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str, **settings: Any) -> Breaker:
+        """The breaker of dependency `name`, made with `settings` the first time."""
+        with self._lock:
+            if name not in self._made:
+                self._made[name] = Breaker(name, **settings)
+            return self._made[name]
+
+    def __iter__(self) -> Iterator[Breaker]:
+        with self._lock:
+            return iter(list(self._made.values()))
+
+    def __len__(self) -> int:
+        return len(self._made)
 
 
 def breaker(name: str, **settings: Any) -> Breaker:
-    """The process's one breaker for dependency `name` (created on first use)."""
-    with _breakers_lock:
-        if name not in _breakers:
-            _breakers[name] = Breaker(name, **settings)
-        return _breakers[name]
+    """A new breaker for dependency `name` (the caller keeps it; see `Breakers`)."""
+    return Breaker(name, **settings)
 
 
 CircuitBreakerError = pybreaker.CircuitBreakerError

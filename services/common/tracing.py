@@ -14,10 +14,12 @@ fanout and Redis:
   `Session.execute_async` whose span ends when the response arrives (the upstream
   instrumentation ends it when the request is merely sent).
 
-`setup` installs the SDK once per process. It must run after gunicorn forks, because the
-BatchSpanProcessor's export thread does not survive a fork: gunicorn (without
-`preload_app`) calls the app factory, and so `common.web.create_base_app`, in each worker
-after the fork, and the other processes call `setup` from their `main`.
+`setup` installs the SDK once per process and patches the client libraries then, never at
+import: importing this module sets nothing up, and the process's tracing state is the
+OpenTelemetry global provider itself (and a mark on what was patched). It must run after
+gunicorn forks, because the BatchSpanProcessor's export thread does not survive a fork:
+gunicorn (without `preload_app`) calls the app factory, and so `common.web.create_base_app`,
+in each worker after the fork, and the other processes call `setup` from their `main`.
 
 The standard variables apply: OTEL_SDK_DISABLED, OTEL_SERVICE_NAME (default: the service
 name), OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_EXPORTER (default `file`; also `console`,
@@ -55,9 +57,7 @@ DEFAULT_SCHEDULE_DELAY_MS = 500
 DEFAULT_EXCLUDED_URLS = "healthz,readyz,metrics"
 DEFAULT_FILE_MAX_BYTES = 256 * 1024 * 1024
 
-_lock = threading.Lock()
-_provider: Any = None  # the SDK TracerProvider this process installed, once
-_instrumented: set[str] = set()
+_PATCHED = "__murmur_traced__"  # marks a function this module wrapped
 
 
 # ------------------------------------------------------------------------------ setup
@@ -89,19 +89,27 @@ def setup(service: str, *, exporter: Any = None) -> Any:
     """Install the SDK in this process (once) and instrument its clients; the provider.
 
     Returns None when tracing is disabled (OTEL_SDK_DISABLED=true); the OpenTelemetry API
-    then stays a no-op and every helper here costs next to nothing.
+    then stays a no-op and every helper here costs next to nothing. Called at process start
+    (from the process's first thread), never at import.
     """
-    global _provider
     if config.env_bool("OTEL_SDK_DISABLED", False):
         return None
-    with _lock:
-        if _provider is None:
-            _provider = build_provider(service, exporter)
-            trace.set_tracer_provider(_provider)
-            log.info("tracing to %s", _exporter_name(), extra={"fields": {
-                "otel_service": _provider.resource.attributes.get("service.name")}})
-        instrument_clients()
-        return _provider
+    provider = installed_provider()
+    if provider is None:
+        provider = build_provider(service, exporter)
+        trace.set_tracer_provider(provider)
+        log.info("tracing to %s", _exporter_name(), extra={"fields": {
+            "otel_service": provider.resource.attributes.get("service.name")}})
+    instrument_clients()
+    return provider
+
+
+def installed_provider() -> Any:
+    """The SDK TracerProvider installed in this process, or None (tracing not set up)."""
+    provider = trace.get_tracer_provider()
+    if type(provider).__module__.startswith("opentelemetry.sdk"):
+        return provider
+    return None
 
 
 def build_provider(service: str, exporter: Any = None) -> Any:
@@ -149,42 +157,69 @@ def make_exporter(service: str) -> Any:
 
 def shutdown() -> None:
     """Export what is buffered and stop the export thread (at process exit)."""
-    if _provider is not None:
-        _provider.shutdown()
+    provider = installed_provider()
+    if provider is not None:
+        provider.shutdown()
 
 
 def instrument_clients() -> None:
     """Instrument the client libraries this process has imported (once each).
 
     OTEL_PYTHON_DISABLED_INSTRUMENTATIONS (comma-separated: urllib3, redis, cassandra)
-    leaves some out.
+    leaves some out. What is instrumented is known from the libraries themselves (the
+    instrumentors' own flag, a mark on the wrapped Cassandra call), not kept here.
     """
     disabled = {n.strip() for n in config.env("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",
                                               "").split(",")}
     for name, instrument in (("urllib3", _instrument_urllib3), ("redis", _instrument_redis),
                              ("cassandra", _instrument_cassandra)):
-        if name in _instrumented or name in disabled or name not in sys.modules:
+        if name in disabled or name not in sys.modules:
             continue
         instrument()
-        _instrumented.add(name)
+
+
+def instrumented() -> set[str]:
+    """The client libraries instrumented in this process (urllib3, redis, cassandra)."""
+    found = set()
+    if "urllib3" in sys.modules and _instrumentor("urllib3").is_instrumented_by_opentelemetry:
+        found.add("urllib3")
+    if "redis" in sys.modules and _instrumentor("redis").is_instrumented_by_opentelemetry:
+        found.add("redis")
+    cluster = sys.modules.get("cassandra.cluster")
+    if cluster is not None and getattr(cluster.Session.execute_async, _PATCHED, False):
+        found.add("cassandra")
+    return found
+
+
+def _instrumentor(name: str) -> Any:
+    # The instrumentors are singletons that remember whether they have instrumented.
+    if name == "urllib3":
+        from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
+
+        return URLLib3Instrumentor()
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    return RedisInstrumentor()
 
 
 def _instrument_urllib3() -> None:
-    from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
-
-    URLLib3Instrumentor().instrument()
+    instrumentor = _instrumentor("urllib3")
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
 
 
 def _instrument_redis() -> None:
-    from opentelemetry.instrumentation.redis import RedisInstrumentor
-
-    RedisInstrumentor().instrument()
+    instrumentor = _instrumentor("redis")
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
 
 
 def _instrument_cassandra() -> None:
     from cassandra.cluster import Session
 
     original = Session.execute_async
+    if getattr(original, _PATCHED, False):
+        return
     tracer = trace.get_tracer("murmur.cassandra")
 
     def execute_async(self, query, *args, **kwargs):
@@ -215,6 +250,7 @@ def _instrument_cassandra() -> None:
         future.add_callbacks(answered, failed)
         return future
 
+    setattr(execute_async, _PATCHED, True)
     Session.execute_async = execute_async
 
 
@@ -231,7 +267,7 @@ def _cql_text(query: Any) -> str:
 
 def instrument_app(app: Any) -> None:
     """Give a Flask app a SERVER span per request (none for the probes and /metrics)."""
-    if _provider is None:
+    if installed_provider() is None:
         return
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
 

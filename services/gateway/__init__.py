@@ -1,1 +1,2 @@
-"""The public edge of Murmur behind nginx: authentication, routing and aggregation."""
+"""The public edge of Murmur behind nginx: authentication, validation and routing, one
+downstream call per request."""

@@ -1,4 +1,8 @@
-"""Gateway settings from the environment, with local defaults (built on common.config)."""
+"""Gateway settings from the environment, with local defaults (built on common.config).
+
+Each setting is declared once below (`common.config.setting`): its variable(s), default,
+type and what it is for. `GatewayConfig.load()` reads them.
+"""
 
 from __future__ import annotations
 
@@ -6,79 +10,76 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import config
+from common.config import Settings, loaded, setting
 
 
 @dataclass(frozen=True)
-class DownstreamConfig:
-    """How the gateway reaches one downstream service."""
+class DownstreamConfig(Settings):
+    """How the gateway reaches one downstream service.
+
+    `{NAME}` in a variable is the downstream's name (GATEWAY_USERS_READ_TIMEOUT); where two
+    variables are listed, the first one set wins.
+    """
 
     name: str
     base_url: str
-    connect_timeout: float
-    read_timeout: float
-    pool_size: int
+    connect_timeout: float = setting(
+        ("GATEWAY_{NAME}_CONNECT_TIMEOUT", "GATEWAY_CONNECT_TIMEOUT"), 0.5, parse=float,
+        doc="seconds to connect to the downstream")
+    read_timeout: float = setting("GATEWAY_{NAME}_READ_TIMEOUT", 2.0, parse=float,
+                                  doc="seconds the downstream may take to answer")
+    # One pooled connection per worker thread and downstream: a thread never waits for a
+    # connection, and one slow downstream can hold at most this many sockets.
+    pool_size: int = setting(("GATEWAY_POOL_SIZE", "GUNICORN_THREADS"), 8, parse=int,
+                             doc="pooled connections to the downstream (default: one a thread)")
     # The breaker opens after `fail_max` failed calls in a row and tries one call again
     # after `reset_timeout` seconds.
-    fail_max: int = 5
-    reset_timeout: float = 5.0
+    fail_max: int = setting("GATEWAY_BREAKER_FAIL_MAX", 5, parse=int,
+                            doc="failed calls in a row that open the downstream's breaker")
+    reset_timeout: float = setting("GATEWAY_BREAKER_RESET_TIMEOUT", 5.0, parse=float,
+                                   doc="seconds the breaker stays open before a trial call")
     # Idempotent calls are tried at most `retry_attempts` times, waiting a random time up to
     # retry_base * 2^n (at most retry_cap) seconds between tries.
-    retry_attempts: int = 3
-    retry_base: float = 0.05
-    retry_cap: float = 0.5
+    retry_attempts: int = setting("GATEWAY_RETRY_ATTEMPTS", 3, parse=int,
+                                  doc="tries of an idempotent call")
+    retry_base: float = setting("GATEWAY_RETRY_BASE", 0.05, parse=float,
+                                doc="first backoff between tries (s)")
+    retry_cap: float = setting("GATEWAY_RETRY_CAP", 0.5, parse=float,
+                               doc="longest backoff between tries (s)")
+
+
+def downstream_config(name: str, **defaults: object) -> DownstreamConfig:
+    """The settings of downstream `name`, at the URL its callers use."""
+    return config.load(DownstreamConfig, name=name,
+                       base_url=config.service_url(name).rstrip("/"), defaults=defaults)
 
 
 @dataclass(frozen=True)
-class GatewayConfig:
+class GatewayConfig(Settings):
     """Everything the gateway needs; `load()` reads it from the environment."""
 
-    users: DownstreamConfig
-    timeline: DownstreamConfig
-    jwt_public_key: str  # PEM; empty means "read jwt_public_key_file when first needed"
-    jwt_public_key_file: Path
-    jwt_leeway: float
-    retry_after: int
+    # Account writes hash passwords (argon2), so users gets the longer read budget.
+    users: DownstreamConfig = loaded(lambda: downstream_config("users", read_timeout=3.0),
+                                     doc="how to reach users")
+    timeline: DownstreamConfig = loaded(lambda: downstream_config("timeline"),
+                                        doc="how to reach timeline")
+    jwt_public_key: str = setting(
+        "MURMUR_JWT_PUBLIC_KEY", "",
+        doc="Ed25519 PEM checking tokens; empty: read jwt_public_key_file when first needed")
+    jwt_public_key_file: Path = setting(
+        "MURMUR_JWT_PUBLIC_KEY_FILE", lambda c: config.secrets_dir() / "jwt-public.pem",
+        parse=Path, doc="file of the public key (default: the generated secret)")
+    jwt_leeway: float = setting("GATEWAY_JWT_LEEWAY", 5.0, parse=float,
+                                doc="seconds of clock skew a token's times are allowed")
+    retry_after: int = setting("GATEWAY_RETRY_AFTER", 1, parse=int,
+                               doc="Retry-After (s) of a 503 the gateway answers")
     # Seconds a client request may take in all; every downstream call gets what is left.
-    request_budget: float = 5.0
+    # Below nginx's proxy_read_timeout (10 s), so the client hears the gateway's 503 rather
+    # than nginx's 504.
+    request_budget: float = setting("GATEWAY_REQUEST_BUDGET", 5.0, parse=float,
+                                    doc="seconds a client request may take in all")
 
     @classmethod
     def load(cls) -> "GatewayConfig":
         """Read the gateway's settings from the environment."""
-        # One pooled connection per worker thread and downstream: a thread never waits for
-        # a connection, and one slow downstream can hold at most this many sockets.
-        pool = config.env_int("GATEWAY_POOL_SIZE", config.env_int("GUNICORN_THREADS", 8))
-        connect = config.env_float("GATEWAY_CONNECT_TIMEOUT", 0.5)
-        fail_max = config.env_int("GATEWAY_BREAKER_FAIL_MAX", 5)
-        reset_timeout = config.env_float("GATEWAY_BREAKER_RESET_TIMEOUT", 5.0)
-        attempts = config.env_int("GATEWAY_RETRY_ATTEMPTS", 3)
-        retry_base = config.env_float("GATEWAY_RETRY_BASE", 0.05)
-        retry_cap = config.env_float("GATEWAY_RETRY_CAP", 0.5)
-
-        def downstream(name: str, default_read: float) -> DownstreamConfig:
-            prefix = f"GATEWAY_{name.upper()}"
-            return DownstreamConfig(
-                name=name,
-                base_url=config.service_url(name).rstrip("/"),
-                connect_timeout=config.env_float(f"{prefix}_CONNECT_TIMEOUT", connect),
-                read_timeout=config.env_float(f"{prefix}_READ_TIMEOUT", default_read),
-                pool_size=pool,
-                fail_max=fail_max,
-                reset_timeout=reset_timeout,
-                retry_attempts=attempts,
-                retry_base=retry_base,
-                retry_cap=retry_cap,
-            )
-
-        return cls(
-            # Account writes hash passwords (argon2), so users gets the longer read budget.
-            users=downstream("users", 3.0),
-            timeline=downstream("timeline", 2.0),
-            jwt_public_key=config.env("MURMUR_JWT_PUBLIC_KEY", ""),
-            jwt_public_key_file=Path(config.env(
-                "MURMUR_JWT_PUBLIC_KEY_FILE", str(config.secrets_dir() / "jwt-public.pem"))),
-            jwt_leeway=config.env_float("GATEWAY_JWT_LEEWAY", 5.0),
-            retry_after=config.env_int("GATEWAY_RETRY_AFTER", 1),
-            # Below nginx's proxy_read_timeout (10 s), so the client hears the gateway's 503
-            # rather than nginx's 504.
-            request_budget=config.env_float("GATEWAY_REQUEST_BUDGET", 5.0),
-        )
+        return config.load(cls)

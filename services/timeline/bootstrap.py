@@ -1,95 +1,114 @@
-"""Wire the timeline's handlers to their adapters; tests replace any of them by name."""
+"""Wire the timeline's handlers to their adapters; tests replace any of them by name.
+
+`bootstrap()` builds what the HTTP service needs, `bootstrap_projection()` what the author
+projection process needs (Cassandra only). Nothing here connects: clients connect on
+first use, after any fork.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from common import config as common_config, resilience, topics, tracing
-from common.home_timeline import HomeTimelines
+from common import config as common_config
+from common import home_timeline, resilience, topics
+from common.client import peer_breaker
+from common.service import Overrides, Service
 from timeline import config as timeline_config
 from timeline.adapters import cassandra_store, redis_store, users_client
-from timeline.adapters.guard import transient_breaker
-from timeline.domain import Ports
+from timeline.adapters.cassandra_authors import CachedAuthors, CassandraAuthors
+from timeline.adapters.guard import outage_breaker
+from timeline.service_layer.ports import Ports, ProjectionPorts
 
-
-@dataclass
-class Services:
-    """The wired service: handler ports plus the clients behind them."""
-
-    config: timeline_config.Config
-    ports: Ports
-    cassandra: cassandra_store.CassandraSession
-    redis: Any
-    checks: dict[str, Callable[[], None]] = field(default_factory=dict)
-
-    def close(self) -> None:
-        """Release the worker-id lease and close the store clients."""
-        release = getattr(self.ports.ids, "release", None)
-        if release is not None:
-            release()
-        self.cassandra.shutdown()
-        self.redis.close()
+OVERRIDES = {"cassandra", "redis", "tweets", "cache", "home", "idempotency", "followees",
+             "authors", "ids", "breakers"}
+PROJECTION_OVERRIDES = {"cassandra", "authors"}
 
 
 def breakers(cfg: timeline_config.Config) -> dict[str, resilience.Breaker]:
     """The process's breakers, one per dependency, failing on outages only."""
     return {
-        "cassandra": transient_breaker(
-            "cassandra", cassandra_store.TRANSIENT, fail_max=cfg.cassandra_breaker_fail_max,
+        "cassandra": outage_breaker(
+            "cassandra", "cassandra", fail_max=cfg.cassandra_breaker_fail_max,
             reset_timeout=cfg.cassandra_breaker_reset),
-        "redis": transient_breaker(
-            "redis", redis_store.TRANSIENT, fail_max=cfg.redis_breaker_fail_max,
+        "redis": outage_breaker(
+            "redis", "redis", fail_max=cfg.redis_breaker_fail_max,
             reset_timeout=cfg.redis_breaker_reset),
-        "users": transient_breaker(
-            "users", users_client.TRANSIENT, fail_max=cfg.users_breaker_fail_max,
-            reset_timeout=cfg.users_breaker_reset),
+        "users": peer_breaker("users", fail_max=cfg.users_breaker_fail_max,
+                              reset_timeout=cfg.users_breaker_reset),
     }
 
 
-def bootstrap(config: timeline_config.Config | None = None, **overrides: Any) -> Services:
-    """Build the service with production adapters; `overrides` replace any of them.
+def bootstrap(config: timeline_config.Config | None = None,
+              **overrides: Any) -> Service[timeline_config.Config, Ports]:
+    """The timeline service with production adapters; `overrides` replace any of them.
 
-    Override names: cassandra, redis, tweets, cache, home, idempotency, followees, ids,
-    breakers (a dict like `breakers(config)`, e.g. fresh ones per test).
-    Nothing here connects: clients connect on first use, after any fork.
+    Override names: cassandra (a CassandraSession), redis (a client), tweets, cache, home,
+    idempotency, followees, authors, ids, breakers (a dict like `breakers(config)`).
+    What the caller passes, the caller closes.
     """
     cfg = config or timeline_config.load()
-    guards = overrides.get("breakers") or breakers(cfg)
-    db = overrides.get("cassandra") or cassandra_store.CassandraSession(
+    given = Overrides(OVERRIDES, overrides)
+    closers: list = []
+    guards = given.get("breakers", lambda: breakers(cfg))
+    db = given.get("cassandra", lambda: cassandra_store.CassandraSession(
         cfg.stores, cfg.cassandra_timeout, breaker=guards["cassandra"],
-        read_attempts=cfg.read_attempts)
-    client = overrides.get("redis") or redis_store.connect(cfg.stores, timeout=cfg.redis_timeout)
+        read_attempts=cfg.read_attempts), closers, close=lambda session: session.shutdown())
+    client = given.get("redis", lambda: redis_store.connect(cfg.stores, timeout=cfg.redis_timeout),
+                       closers)
     redis_guard = redis_store.guard(guards["redis"])
-    cache = overrides.get("cache") or redis_store.RedisTweetCache(
-        client, cfg.tweet_cache_ttl, guarded=redis_guard)
-    idempotency = overrides.get("idempotency") or redis_store.RedisIdempotency(
-        client, cfg.idempotency_ttl, guarded=redis_guard)
-    home = overrides.get("home") or redis_store.RedisHomeState(
-        client, HomeTimelines(client, cap=cfg.home_timeline_cap), cache, idempotency,
-        cfg.wakeup_channel, guarded=redis_guard)
-    followees = overrides.get("followees") or users_client.CachedCelebrityFollowees(
-        users_client.UsersClient(cfg.users_url, cfg.users_timeout, breaker=guards["users"],
-                                 attempts=cfg.read_attempts),
-        client, cfg.celebrity_threshold, cfg.celebrity_cache_ttl, cfg.celebrity_authors_max,
-        guarded=redis_guard)
+    cache = given.get("cache", lambda: redis_store.RedisTweetCache(
+        client, cfg.tweet_cache_ttl, guarded=redis_guard))
+    idempotency = given.get("idempotency", lambda: redis_store.RedisIdempotency(
+        client, cfg.idempotency_ttl, guarded=redis_guard))
+    home = given.get("home", lambda: redis_store.RedisHomeTimelines(
+        client, home_timeline.HomeTimelines(client, cap=cfg.home_timeline_cap), cache,
+        idempotency, cfg.wakeup_channel,
+        bucket_of=lambda author_id: cassandra_store.outbox_bucket(author_id,
+                                                                  cfg.outbox_buckets),
+        guarded=redis_guard))
+
+    def celebrity_followees() -> users_client.CachedCelebrityFollowees:
+        users = users_client.UsersClient(cfg.users_url, cfg.users_timeout,
+                                         breaker=guards["users"], attempts=cfg.read_attempts)
+        closers.append(users.close)
+        return users_client.CachedCelebrityFollowees(
+            users, client, cfg.celebrity_threshold, cfg.celebrity_cache_ttl,
+            cfg.celebrity_authors_max, guarded=redis_guard)
+
     ports = Ports(
-        tweets=overrides.get("tweets") or cassandra_store.CassandraTweets(db),
+        tweets=given.get("tweets", lambda: cassandra_store.CassandraTweets(
+            db, cfg.stores.topic(topics.TWEETS), cfg.outbox_buckets)),
         cache=cache,
         home=home,
         idempotency=idempotency,
-        followees=followees,
-        ids=overrides.get("ids") or redis_store.leased_ids(client, cfg.process_name),
-        tweets_topic=cfg.stores.topic(topics.TWEETS),
-        outbox_buckets=cfg.outbox_buckets,
+        followees=given.get("followees", celebrity_followees),
+        authors=given.get("authors", lambda: CachedAuthors(
+            CassandraAuthors(db), cfg.author_cache_ttl, cfg.author_cache_size)),
+        ids=given.get("ids", lambda: redis_store.leased_ids(client, cfg.process_name), closers,
+                      close=lambda ids: ids.release()),
         idempotency_wait=cfg.idempotency_wait,
         celebrity_authors_max=cfg.celebrity_authors_max,
         rebuild_followees_max=cfg.rebuild_followees_max,
         rebuild_without_redis="home-fallback" not in common_config.disabled_safeguards(),
-        trace_context=tracing.current_trace_headers,
     )
     checks = {"cassandra": db.ping, "redis": lambda: _ping(client)}
-    return Services(cfg, ports, db, client, checks)
+    return Service("timeline", cfg, ports, checks, closers)
+
+
+def bootstrap_projection(config: timeline_config.Config | None = None,
+                         **overrides: Any) -> Service[timeline_config.Config, ProjectionPorts]:
+    """What the author projection writes to: the authors table in Cassandra.
+
+    Override names: cassandra (a CassandraSession), authors. No breaker: the consumer
+    loop backs off by itself while Cassandra is down.
+    """
+    cfg = config or timeline_config.load()
+    given = Overrides(PROJECTION_OVERRIDES, overrides)
+    closers: list = []
+    db = given.get("cassandra", lambda: cassandra_store.CassandraSession(
+        cfg.stores, cfg.cassandra_timeout), closers, close=lambda session: session.shutdown())
+    ports = ProjectionPorts(authors=given.get("authors", lambda: CassandraAuthors(db)))
+    return Service("timeline-authors", cfg, ports, {"cassandra": db.ping}, closers)
 
 
 def _ping(client: Any) -> None:

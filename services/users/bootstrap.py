@@ -2,43 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import redis
 
 from common import topics
-from users import config as users_config
 from common.ids import LeasedIds, owner_name
+from common.service import Overrides, Service
+from users import config as users_config
 from users.adapters.postgres import PostgresUsers, create_pool, postgres_breaker
-from users.adapters.redis_cache import RedisProfileCache, redis_breaker
+from users.adapters.redis_cache import (
+    RedisProfileCache,
+    bounded_client,
+    close_client,
+    redis_breaker,
+)
 from users.adapters.tokens import Argon2Passwords, JwtIssuer
-from users.domain import Ports
+from users.service_layer.ports import Ports
 
-
-@dataclass
-class Wiring:
-    """The assembled service: use-case ports, readiness checks, and what to close at exit."""
-
-    config: users_config.UsersConfig
-    ports: Ports
-    checks: dict[str, Callable[[], Any]]
-    closers: list[Callable[[], Any]] = field(default_factory=list)
-
-    def close(self) -> None:
-        """Release pools, clients and the worker-id lease."""
-        for close in reversed(self.closers):
-            close()
+OVERRIDES = {"pool", "redis", "users", "profiles", "passwords", "tokens", "ids",
+             "postgres_breaker", "redis_breaker"}
 
 
 def redis_client(cfg: users_config.UsersConfig) -> redis.Redis:
-    """A Redis client on the profile's database with bounded connect and read timeouts."""
-    return redis.Redis.from_url(
-        cfg.stores.redis_url,
-        socket_timeout=cfg.redis_timeout,
-        socket_connect_timeout=cfg.redis_timeout,
-        health_check_interval=30,
-    )
+    """A Redis client on the profile's database: bounded pool, bounded waits and timeouts."""
+    return bounded_client(cfg.stores.redis_url, max_connections=cfg.redis_pool_max,
+                          pool_timeout=cfg.redis_pool_timeout,
+                          socket_timeout=cfg.redis_timeout)
 
 
 def pg_pool(cfg: users_config.UsersConfig):
@@ -49,44 +39,40 @@ def pg_pool(cfg: users_config.UsersConfig):
                        reconnect_timeout=cfg.pg_reconnect_timeout)
 
 
-def bootstrap(config: users_config.UsersConfig | None = None, **overrides: Any) -> Wiring:
+def bootstrap(config: users_config.UsersConfig | None = None,
+              **overrides: Any) -> Service[users_config.UsersConfig, Ports]:
     """Build the service; `overrides` replace adapters by name: pool, redis, users,
     profiles, passwords, tokens, ids, postgres_breaker, redis_breaker."""
     cfg = config or users_config.load()
+    given = Overrides(OVERRIDES, overrides)
     closers: list[Callable[[], Any]] = []
 
-    users = overrides.get("users")
-    if users is None:
-        pool = overrides.get("pool")
-        if pool is None:
-            pool = pg_pool(cfg)
-            closers.append(pool.close)
-        breaker = overrides.get("postgres_breaker") or postgres_breaker(
-            fail_max=cfg.pg_breaker_fail_max, reset_timeout=cfg.pg_breaker_reset_timeout)
-        users = PostgresUsers(pool, cfg.topic(topics.FOLLOWS), breaker=breaker)
+    users = given.get("users", lambda: PostgresUsers(
+        given.get("pool", lambda: pg_pool(cfg), closers),
+        cfg.topic(topics.FOLLOWS), users_topic=cfg.topic(topics.USERS),
+        breaker=given.get("postgres_breaker", lambda: postgres_breaker(
+            fail_max=cfg.pg_breaker_fail_max, reset_timeout=cfg.pg_breaker_reset_timeout))))
 
-    client = overrides.get("redis")
-    if client is None and not {"profiles", "ids"} <= overrides.keys():
-        client = redis_client(cfg)
-        closers.append(client.close)
-    profiles = overrides.get("profiles") or RedisProfileCache(
+    client = None
+    if not (given.has("profiles") and given.has("ids")):
+        client = given.get("redis", lambda: redis_client(cfg), closers, close=close_client)
+    profiles = given.get("profiles", lambda: RedisProfileCache(
         client, cfg.profile_cache_ttl,
-        breaker=overrides.get("redis_breaker") or redis_breaker(
-            fail_max=cfg.redis_breaker_fail_max, reset_timeout=cfg.redis_breaker_reset_timeout))
-    ids = overrides.get("ids")
-    if ids is None:
-        ids = LeasedIds(client, owner_name("users"), cfg.worker_lease_prefix,
-                        cfg.worker_lease_ttl)
-        closers.append(ids.close)
+        breaker=given.get("redis_breaker", lambda: redis_breaker(
+            fail_max=cfg.redis_breaker_fail_max,
+            reset_timeout=cfg.redis_breaker_reset_timeout))))
+    ids = given.get("ids", lambda: LeasedIds(client, owner_name("users"),
+                                             cfg.worker_lease_prefix, cfg.worker_lease_ttl),
+                    closers)
 
     ports = Ports(
         users=users,
         profiles=profiles,
-        passwords=overrides.get("passwords") or Argon2Passwords(
-            cfg.argon2_time_cost, cfg.argon2_memory_kib, cfg.argon2_parallelism),
-        tokens=overrides.get("tokens") or JwtIssuer(cfg.jwt_private_key, cfg.jwt_expires_in),
+        passwords=given.get("passwords", lambda: Argon2Passwords(
+            cfg.argon2_time_cost, cfg.argon2_memory_kib, cfg.argon2_parallelism)),
+        tokens=given.get("tokens", lambda: JwtIssuer(cfg.jwt_private_key, cfg.jwt_expires_in)),
         ids=ids,
     )
     checks = {name: adapter.ping for name, adapter in
               (("postgres", users), ("redis", profiles)) if hasattr(adapter, "ping")}
-    return Wiring(cfg, ports, checks, closers)
+    return Service("users", cfg, ports, checks, closers)

@@ -1,54 +1,100 @@
-"""Settings of the users service, read once from the environment (local defaults)."""
+"""Settings of the users service, read once from the environment (local defaults).
+
+Each setting is declared once below (`common.config.setting`): its variable, default,
+type and what it is for. `load()` reads them; `UsersConfig(stores=...)` gives the defaults.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from common import config as common_config
-from common.config import env, env_float, env_int, read_secret
+from common.config import Settings, loaded, setting
 
 
 @dataclass(frozen=True)
-class UsersConfig:
+class UsersConfig(Settings):
     """Everything the users processes (API and outbox relay) are tuned by."""
 
-    stores: common_config.Stores
-    process: str = "users"
+    stores: common_config.Stores = loaded(common_config.stores, doc="the backing stores")
+    process: str = setting("MURMUR_PROCESS", "users",
+                           doc="name of this process in logs, metrics and span files")
     # Postgres: a bounded pool is this service's bulkhead towards its database.
-    pg_pool_min: int = 1
-    pg_pool_max: int = 8
-    pg_pool_timeout: float = 2.0  # seconds a request waits for a free connection
-    pg_statement_timeout_ms: int = 2000
+    pg_pool_min: int = setting("USERS_PG_POOL_MIN", 1, parse=int,
+                               doc="Postgres connections kept open at least")
+    pg_pool_max: int = setting("USERS_PG_POOL_MAX", lambda c: c.stores.pg_pool_size, parse=int,
+                               doc="Postgres connections at most (default MURMUR_PG_POOL_SIZE)")
+    pg_pool_timeout: float = setting("USERS_PG_POOL_TIMEOUT", 2.0, parse=float,
+                                     doc="seconds a request waits for a free connection")
+    pg_statement_timeout_ms: int = setting("USERS_PG_STATEMENT_TIMEOUT_MS", 2000, parse=int,
+                                           doc="Postgres statement_timeout")
     # How long the pool keeps retrying one lost connection before the next request starts
     # a fresh attempt: short, so a database that comes back is used within seconds.
-    pg_reconnect_timeout: float = 3.0
+    pg_reconnect_timeout: float = setting("USERS_PG_RECONNECT_TIMEOUT", 3.0, parse=float,
+                                          doc="seconds the pool retries one lost connection")
     # Circuit breakers: open after `fail_max` consecutive failures, try again after `reset`.
-    pg_breaker_fail_max: int = 3
-    pg_breaker_reset_timeout: float = 5.0
-    redis_breaker_fail_max: int = 3
-    redis_breaker_reset_timeout: float = 5.0
+    pg_breaker_fail_max: int = setting("USERS_PG_BREAKER_FAIL_MAX", 3, parse=int,
+                                       doc="Postgres outages in a row that open its breaker")
+    pg_breaker_reset_timeout: float = setting("USERS_PG_BREAKER_RESET_TIMEOUT", 5.0,
+                                              parse=float,
+                                              doc="seconds the Postgres breaker stays open")
+    redis_breaker_fail_max: int = setting("USERS_REDIS_BREAKER_FAIL_MAX", 3, parse=int,
+                                          doc="Redis outages in a row that open its breaker")
+    redis_breaker_reset_timeout: float = setting("USERS_REDIS_BREAKER_RESET_TIMEOUT", 5.0,
+                                                 parse=float,
+                                                 doc="seconds the Redis breaker stays open")
     # Redis profile cache.
-    redis_timeout: float = 0.5
-    profile_cache_ttl: int = 300
+    redis_timeout: float = setting("USERS_REDIS_TIMEOUT", 0.5, parse=float,
+                                   doc="seconds a Redis call may take")
+    # Bounded pool: at most redis_pool_max connections per process; a call waits up to
+    # redis_pool_timeout seconds for a free one (then the cache counts it as a miss).
+    redis_pool_max: int = setting("USERS_REDIS_POOL_MAX", 16, parse=int,
+                                  doc="Redis connections a process holds at most")
+    redis_pool_timeout: float = setting("USERS_REDIS_POOL_TIMEOUT", 0.5, parse=float,
+                                        doc="seconds a call waits for a free Redis connection")
+    profile_cache_ttl: int = setting("USERS_PROFILE_CACHE_TTL", 300, parse=int,
+                                     doc="seconds a cached profile is kept")
     # Sessions.
-    jwt_expires_in: int = 3600
-    jwt_private_key: str = field(default="", repr=False)  # Ed25519 PEM
-    argon2_time_cost: int = 3
-    argon2_memory_kib: int = 65536
-    argon2_parallelism: int = 4
+    jwt_expires_in: int = setting("USERS_JWT_EXPIRES_IN", 3600, parse=int,
+                                  doc="seconds a session token is valid")
+    jwt_private_key: str = setting("MURMUR_JWT_PRIVATE_KEY", "", secret_file="jwt-private.pem",
+                                   doc="Ed25519 PEM signing the tokens (else the secret file)")
+    argon2_time_cost: int = setting("USERS_ARGON2_TIME_COST", 3, parse=int,
+                                    doc="argon2 passes over memory")
+    argon2_memory_kib: int = setting("USERS_ARGON2_MEMORY_KIB", 65536, parse=int,
+                                     doc="argon2 memory per hash (KiB)")
+    argon2_parallelism: int = setting("USERS_ARGON2_PARALLELISM", 4, parse=int,
+                                      doc="argon2 lanes")
     # Ids.
-    worker_lease_prefix: str = "ids:worker"
-    worker_lease_ttl: int = 30
+    worker_lease_prefix: str = setting("USERS_WORKER_LEASE_PREFIX", "ids:worker",
+                                       doc="Redis key prefix of the id worker leases")
+    worker_lease_ttl: int = setting("USERS_WORKER_LEASE_TTL", 30, parse=int,
+                                    doc="seconds an id worker lease lives unrenewed")
     # Internal API limits.
-    max_batch_ids: int = 500
-    max_follower_ids_page: int = 10_000
+    max_batch_ids: int = setting("USERS_MAX_BATCH_IDS", 500, parse=int,
+                                 doc="ids one batch lookup may ask for")
+    max_follower_ids_page: int = 10_000  # not a setting: the internal API's contract
     # Outbox relay.
-    relay_batch_size: int = 500
-    relay_poll_interval: float = 0.1  # fallback poll when no NOTIFY arrives
-    relay_retry_backoff: float = 1.0  # pause after Kafka or Postgres failed
-    kafka_request_timeout_ms: int = 5000
-    kafka_delivery_timeout_ms: int = 10_000
-    kafka_max_block_ms: int = 5000
+    relay_batch_size: int = setting("USERS_RELAY_BATCH_SIZE", 500, parse=int,
+                                    doc="outbox rows published per batch")
+    relay_poll_interval: float = setting("USERS_RELAY_POLL_INTERVAL", 0.1, parse=float,
+                                         doc="fallback poll when no NOTIFY arrives (s)")
+    relay_retry_backoff: float = setting("USERS_RELAY_RETRY_BACKOFF", 1.0, parse=float,
+                                         doc="pause after Kafka or Postgres failed (s)")
+    # Published outbox rows are kept this long (what was published when, a window to
+    # publish again), then deleted a bounded batch at a time; 0 deletes them at once.
+    outbox_retention: float = setting("USERS_OUTBOX_RETENTION", 3600.0, parse=float,
+                                      doc="seconds a published outbox row is kept")
+    outbox_prune_interval: float = setting("USERS_OUTBOX_PRUNE_INTERVAL", 60.0, parse=float,
+                                           doc="seconds between two prunes of the outbox")
+    outbox_prune_batch: int = setting("USERS_OUTBOX_PRUNE_BATCH", 1000, parse=int,
+                                      doc="published rows deleted per prune, at most")
+    kafka_request_timeout_ms: int = setting("USERS_KAFKA_REQUEST_TIMEOUT_MS", 5000, parse=int,
+                                            doc="Kafka producer request timeout")
+    kafka_delivery_timeout_ms: int = setting("USERS_KAFKA_DELIVERY_TIMEOUT_MS", 10_000,
+                                             parse=int, doc="Kafka producer delivery timeout")
+    kafka_max_block_ms: int = setting("USERS_KAFKA_MAX_BLOCK_MS", 5000, parse=int,
+                                      doc="how long a send may block for metadata or buffer")
 
     def topic(self, name: str) -> str:
         """Topic name with the profile's prefix."""
@@ -57,33 +103,4 @@ class UsersConfig:
 
 def load() -> UsersConfig:
     """The configuration from the environment."""
-    stores = common_config.stores()
-    return UsersConfig(
-        stores=stores,
-        process=env("MURMUR_PROCESS", "users"),
-        pg_pool_min=env_int("USERS_PG_POOL_MIN", 1),
-        pg_pool_max=env_int("USERS_PG_POOL_MAX", stores.pg_pool_size),
-        pg_pool_timeout=env_float("USERS_PG_POOL_TIMEOUT", 2.0),
-        pg_statement_timeout_ms=env_int("USERS_PG_STATEMENT_TIMEOUT_MS", 2000),
-        pg_reconnect_timeout=env_float("USERS_PG_RECONNECT_TIMEOUT", 3.0),
-        pg_breaker_fail_max=env_int("USERS_PG_BREAKER_FAIL_MAX", 3),
-        pg_breaker_reset_timeout=env_float("USERS_PG_BREAKER_RESET_TIMEOUT", 5.0),
-        redis_breaker_fail_max=env_int("USERS_REDIS_BREAKER_FAIL_MAX", 3),
-        redis_breaker_reset_timeout=env_float("USERS_REDIS_BREAKER_RESET_TIMEOUT", 5.0),
-        redis_timeout=env_float("USERS_REDIS_TIMEOUT", 0.5),
-        profile_cache_ttl=env_int("USERS_PROFILE_CACHE_TTL", 300),
-        jwt_expires_in=env_int("USERS_JWT_EXPIRES_IN", 3600),
-        jwt_private_key=read_secret("jwt-private.pem", "MURMUR_JWT_PRIVATE_KEY"),
-        argon2_time_cost=env_int("USERS_ARGON2_TIME_COST", 3),
-        argon2_memory_kib=env_int("USERS_ARGON2_MEMORY_KIB", 65536),
-        argon2_parallelism=env_int("USERS_ARGON2_PARALLELISM", 4),
-        worker_lease_prefix=env("USERS_WORKER_LEASE_PREFIX", "ids:worker"),
-        worker_lease_ttl=env_int("USERS_WORKER_LEASE_TTL", 30),
-        max_batch_ids=env_int("USERS_MAX_BATCH_IDS", 500),
-        relay_batch_size=env_int("USERS_RELAY_BATCH_SIZE", 500),
-        relay_poll_interval=env_float("USERS_RELAY_POLL_INTERVAL", 0.1),
-        relay_retry_backoff=env_float("USERS_RELAY_RETRY_BACKOFF", 1.0),
-        kafka_request_timeout_ms=env_int("USERS_KAFKA_REQUEST_TIMEOUT_MS", 5000),
-        kafka_delivery_timeout_ms=env_int("USERS_KAFKA_DELIVERY_TIMEOUT_MS", 10_000),
-        kafka_max_block_ms=env_int("USERS_KAFKA_MAX_BLOCK_MS", 5000),
-    )
+    return common_config.load(UsersConfig)

@@ -22,7 +22,7 @@ from conftest import wait_until
 API = config.env("MURMUR_E2E_URL", f"http://127.0.0.1:{config.profile().http_port}/api/v1")
 READY_TIMEOUT = config.env_float("MURMUR_E2E_READY_TIMEOUT", 60.0)
 # Services that must answer /readyz, by their base-port key in common.config.SERVICE_PORTS.
-SERVICES = tuple(config.env("MURMUR_E2E_SERVICES", "users,timeline,fanout,gateway,gateway-2").split(","))
+SERVICES = tuple(config.env("MURMUR_E2E_SERVICES", "users,timeline,timeline-authors,fanout,gateway,gateway-2").split(","))
 PASSWORD = "correct horse battery staple"
 
 

@@ -4,10 +4,10 @@ Steady-state hypothesis: a steady stream of idempotent GETs through nginx is ans
 every time, and every tweet accepted for an author reaches each follower's home timeline
 exactly once. `make rolling-restart` restarts the gateways one after the other (nginx
 sends idempotent requests to the other one), replaces the users and timeline workers in
-place (the listening socket never closes), and restarts the relays and fanout (what they
-had not committed is processed again, idempotently). Throughout, no read fails; and posts
-made meanwhile, retried by their client with the same Idempotency-Key when they get no
-answer or a 503, all reach the follower, none twice.
+place (the listening socket never closes), and restarts the relays, the author projection
+and fanout (what they had not committed is processed again, idempotently). Throughout, no
+read fails; and posts made meanwhile, retried by their client with the same
+Idempotency-Key when they get no answer or a 503, all reach the follower, none twice.
 
 One rolling restart (the module fixture) serves both tests: one asserts the reads, the
 other the posts.
@@ -31,7 +31,7 @@ import stackctl as platform
 DELIVERY_DEADLINE = 60.0
 POST_DEADLINE = 30.0  # how long one post may keep being retried
 PROCESSES = ["test-gateway-1", "test-gateway-2", "test-users", "test-timeline",
-             "test-users-relay", "test-timeline-relay", "test-fanout"]
+             "test-users-relay", "test-timeline-relay", "test-timeline-authors", "test-fanout"]
 RELOADED = {"test-users", "test-timeline"}  # gunicorn workers replaced in place
 
 

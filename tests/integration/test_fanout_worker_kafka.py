@@ -25,9 +25,11 @@ from common import events, topics
 from common.events import Event
 from common.home_timeline import HomeTimelines, key
 from fanout import config as fanout_config
+from fanout.adapters import kafka as kafka_clients
+from fanout.adapters.redis_home_timelines import RedisHomeTimelines
 from fanout.bootstrap import bootstrap
-from fanout.domain import FollowerPage
-from fanout.worker import Worker
+from fanout.domain.model import FollowerPage
+from fanout.entrypoints.worker import worker_for
 
 STORES = common_config.stores()
 TWEETS = STORES.topic(topics.TWEETS)
@@ -129,13 +131,13 @@ def group_at_end(group: str) -> None:
 
 
 class RunningWorker:
-    """A fanout worker on its own thread, as `python -m fanout.worker` runs it."""
+    """A fanout worker on its own thread, as `python -m fanout.entrypoints.worker` runs it."""
 
-    def __init__(self, cfg, graph, timelines=None) -> None:
-        overrides = {"timelines": timelines} if timelines is not None else {}
+    def __init__(self, cfg, graph, home_timelines=None) -> None:
+        overrides = {"home_timelines": home_timelines} if home_timelines is not None else {}
         self.fanout = bootstrap(cfg, followers=graph, tweets=NoTweets(), **overrides)
-        self.worker = Worker(self.fanout.consumer, self.fanout.processor, cfg.topics,
-                             poll_timeout_ms=200)
+        self.consumer = kafka_clients.consumer(cfg)
+        self.worker = worker_for(self.fanout, self.consumer, poll_timeout_ms=200)
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -149,6 +151,7 @@ class RunningWorker:
     def __exit__(self, *exc) -> None:
         self.worker.stop()
         self.thread.join(timeout=30)
+        self.consumer.close(autocommit=False)
         self.fanout.close()
         assert not self.thread.is_alive(), "the worker did not stop"
 
@@ -192,16 +195,16 @@ def test_a_redelivered_message_leaves_no_duplicate_entry(cfg, producer, redis_cl
     timelines = HomeTimelines(redis_client)
     tweet_id = new_id()
 
-    first = CountingTimelines(bootstrap(cfg, followers=graph, tweets=NoTweets()).ports.timelines)
-    crashing = RunningWorker(cfg, graph, timelines=first)
+    first = CountingTimelines(RedisHomeTimelines(timelines))
+    crashing = RunningWorker(cfg, graph, home_timelines=first)
     crashing.worker.commit = lambda *a, **k: None  # dies after the writes, before committing
     with crashing:
         post(producer, tweet_id, author)
         wait_for(lambda: first.deliveries.get(tweet_id), what="the first delivery")
     assert timelines.page(follower) == [tweet_id]
 
-    second = CountingTimelines(bootstrap(cfg, followers=graph, tweets=NoTweets()).ports.timelines)
-    with RunningWorker(cfg, graph, timelines=second):
+    second = CountingTimelines(RedisHomeTimelines(timelines))
+    with RunningWorker(cfg, graph, home_timelines=second):
         wait_for(lambda: second.deliveries.get(tweet_id), what="the redelivery")
     assert timelines.size(follower) == 1
     assert timelines.page(follower) == [tweet_id]

@@ -1,35 +1,32 @@
-"""The outbox relay against the test profile's real Cassandra, Redis and Kafka."""
+"""The timeline outbox relay against the test profile's real Cassandra, Redis and Kafka.
+
+The rows go to buckets far beyond the platform relay's range (it owns 0..15), so only
+this test's relay publishes them and what it finds there is exact.
+"""
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 import uuid
 from dataclasses import replace
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from common import events, topics
-from timeline import domain
+from common.ids import IdGenerator
+from common.outbox import FixedBuckets, PublishFailed, Relay, RelaySettings
+from common.outbox_kafka import KafkaPublisher
 from timeline.adapters import cassandra_store, redis_store
-from timeline.app import create_app
-from timeline.relay import KafkaPublisher, PublishFailed, RedisBucketLeases, Relay
+from timeline.adapters.cassandra_outbox import CassandraOutbox
+from timeline.adapters.redis_outbox import RedisBucketLeases, RedisWakeups
+from timeline.entrypoints.app import create_app
 
-DEADLINE = 30.0
+from integration._kafka import consumer_at_end, first_record
+from conftest import wait_until
 
-
-class OwnBuckets:
-    """Leases for buckets no other relay scans, so this test's relay works alone."""
-
-    def __init__(self, buckets) -> None:
-        self.buckets = list(buckets)
-
-    def maintain(self):
-        return self.buckets
-
-    def release(self):
-        pass
+IDS = IdGenerator(1023)
 
 
 @pytest.fixture(scope="module")
@@ -48,37 +45,17 @@ def redis_client(timeline_cfg):
 
 @pytest.fixture(scope="module")
 def publisher(timeline_cfg):
-    pub = KafkaPublisher(timeline_cfg.stores.kafka_bootstrap, 5000,
-                         f"test-relay-{uuid.uuid4().hex}")
+    pub = KafkaPublisher.to(timeline_cfg.stores.kafka_bootstrap, f"test-relay-{uuid.uuid4().hex}")
     yield pub
     pub.close()
 
 
 @pytest.fixture
 def consumer(timeline_cfg):
-    """A consumer in a fresh group, positioned at the current end of the tweets topic."""
-    topic = timeline_cfg.stores.topic(topics.TWEETS)
-    consumer = KafkaConsumer(bootstrap_servers=timeline_cfg.stores.kafka_bootstrap,
-                             group_id=f"test-timeline-relay-{uuid.uuid4().hex}",
-                             enable_auto_commit=False, request_timeout_ms=10000)
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-    consumer.assign(partitions)
-    consumer.seek_to_end(*partitions)
-    for partition in partitions:
-        consumer.position(partition)  # resolve the end offsets before anything is published
+    consumer = consumer_at_end(timeline_cfg.stores.kafka_bootstrap,
+                               timeline_cfg.stores.topic(topics.TWEETS))
     yield consumer
     consumer.close()
-
-
-def consume_until(consumer, predicate, deadline=DEADLINE):
-    """The first record matching `predicate` within the deadline, else None."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        for records in consumer.poll(timeout_ms=200).values():
-            for record in records:
-                if predicate(record):
-                    return record
-    return None
 
 
 def outbox_rows(db, bucket: int):
@@ -91,71 +68,85 @@ def private_bucket() -> int:
     return 20_000 + random.randrange(1_000_000)
 
 
-def write_posted(db, timeline_cfg, ids, bucket):
-    author = random.randrange(1 << 40, 1 << 62)
-    tweet_id = ids.next_id()
-    tweet = domain.Tweet(tweet_id, author, "relayed", domain.created_at_of(tweet_id))
-    message = replace(domain.to_outbox(domain.TweetPosted(tweet_id, author, tweet.created_at),
-                                       ids.next_id(), timeline_cfg.stores.topic(topics.TWEETS),
-                                       16, {"request_id": "req-1"}), bucket=bucket)
-    cassandra_store.CassandraTweets(db).save_posted(tweet, message)
-    return tweet, message
+def enqueue_posted(db, timeline_cfg, bucket: int) -> tuple[int, int]:
+    """A TweetPosted row as the timeline service writes it; (author, event id)."""
+    author, event_id, tweet_id = random.randrange(1 << 40, 1 << 62), IDS.next_id(), IDS.next_id()
+    envelope = events.Event(event_id=str(event_id), type=events.TWEET_POSTED,
+                            payload={"tweet_id": str(tweet_id), "author_id": str(author),
+                                     "created_at": "2030-01-01T00:00:00.000Z"})
+    db.session.execute(
+        f"INSERT INTO {db.stores.keyspace}.outbox (bucket, event_id, topic, key, payload, "
+        f"headers) VALUES (%s, %s, %s, %s, %s, %s)",
+        (bucket, event_id, timeline_cfg.stores.topic(topics.TWEETS), str(author),
+         envelope.to_json().decode(), {"request_id": "req-1"}))
+    return author, event_id
 
 
-def test_the_relay_publishes_tweet_posted_and_then_removes_the_row(db, timeline_cfg,
-                                                                 redis_client, publisher,
-                                                                 consumer):
-    ids = redis_store.leased_ids(redis_client, "test-relay")
+def relay_of(db, publisher, bucket: int, **settings) -> Relay:
+    return Relay("timeline", CassandraOutbox(db), publisher, leases=FixedBuckets([bucket]),
+                 settings=RelaySettings(**settings))
+
+
+def test_the_relay_publishes_a_row_and_then_deletes_it(db, timeline_cfg, publisher, consumer):
     bucket = private_bucket()
-    tweet, message = write_posted(db, timeline_cfg, ids, bucket)
-    relay = Relay(cassandra_store.CassandraOutbox(db), publisher, OwnBuckets([bucket]))
-    assert relay.run_once() == (1, True)
-    record = consume_until(consumer, lambda r: r.key == str(tweet.author_id).encode())
+    author, event_id = enqueue_posted(db, timeline_cfg, bucket)
+    assert relay_of(db, publisher, bucket).run_once() == (1, True)
+    record = first_record(consumer, lambda r: r.key == str(author).encode())
     assert record is not None, "TweetPosted never reached test.tweets.v1"
     assert record.topic == "test.tweets.v1"
     event = events.Event.from_json(record.value)
-    assert event.type == "TweetPosted" and event.event_id == str(message.event_id)
-    assert event.payload == {"tweet_id": str(tweet.id), "author_id": str(tweet.author_id),
-                             "created_at": domain.iso(tweet.created_at)}
+    assert event.type == "TweetPosted" and event.event_id == str(event_id)
     assert dict(record.headers)["request_id"] == b"req-1"
     assert outbox_rows(db, bucket) == []
-    ids.release()
 
 
-def test_while_kafka_is_down_rows_wait_in_the_outbox(db, timeline_cfg, redis_client,
-                                                   publisher, consumer):
-    ids = redis_store.leased_ids(redis_client, "test-relay")
+def test_while_kafka_is_down_rows_wait_in_the_outbox(db, timeline_cfg, publisher, consumer):
     bucket = private_bucket()
-    tweet, _ = write_posted(db, timeline_cfg, ids, bucket)
-    outbox = cassandra_store.CassandraOutbox(db)
-    dead = KafkaPublisher("127.0.0.1:9", 500, "test-relay-dead")
+    author, _ = enqueue_posted(db, timeline_cfg, bucket)
+    dead = KafkaPublisher.to("127.0.0.1:9", "test-relay-dead", request_timeout_ms=500,
+                             delivery_timeout_ms=1000, max_block_ms=500)
     with pytest.raises(PublishFailed):
-        Relay(outbox, dead, OwnBuckets([bucket])).run_once()
+        relay_of(db, dead, bucket).run_once()
     assert len(outbox_rows(db, bucket)) == 1
-    Relay(outbox, publisher, OwnBuckets([bucket])).run_once()
-    assert consume_until(consumer, lambda r: r.key == str(tweet.author_id).encode())
+    relay_of(db, publisher, bucket).run_once()
+    assert first_record(consumer, lambda r: r.key == str(author).encode())
     assert outbox_rows(db, bucket) == []
-    ids.release()
+
+
+def test_a_bucket_larger_than_a_batch_is_published_whole_in_order(db, timeline_cfg,
+                                                                  publisher, consumer):
+    bucket = private_bucket()
+    written = [enqueue_posted(db, timeline_cfg, bucket) for _ in range(5)]
+    relay = relay_of(db, publisher, bucket, batch=2)
+    assert [relay.run_once() for _ in range(3)] == [(2, False), (2, False), (1, True)]
+    keys = {str(author).encode(): event_id for author, event_id in written}
+    seen: list[int] = []
+
+    def all_seen(record):
+        if record.key in keys:
+            seen.append(int(events.Event.from_json(record.value).event_id))
+        return len(seen) == len(written)
+
+    assert first_record(consumer, all_seen) is not None, f"only {seen} reached Kafka"
+    assert sorted(seen) == sorted(keys.values()) and outbox_rows(db, bucket) == []
 
 
 def test_a_post_and_a_delete_through_the_app_reach_kafka_in_order(timeline_cfg, db, publisher,
                                                                  consumer):
-    # A million buckets put this author's rows in one the platform's relay never scans
-    # (it owns 0..15), so only this test's relay publishes them and the order is exact.
+    # A million buckets put this author's rows in one the platform's relay never scans.
     private = replace(timeline_cfg, outbox_buckets=1_000_000)
     author = random.randrange(1 << 40, 1 << 62)
-    while domain.outbox_bucket(author, private.outbox_buckets) < timeline_cfg.outbox_buckets:
+    while cassandra_store.outbox_bucket(author, private.outbox_buckets) < 20_000:
         author = random.randrange(1 << 40, 1 << 62)
-    bucket = domain.outbox_bucket(author, private.outbox_buckets)
+    bucket = cassandra_store.outbox_bucket(author, private.outbox_buckets)
     app = create_app(private)
-    services = app.extensions["timeline"]
+    service = app.extensions["timeline"]
     try:
         client = app.test_client()
         headers = {"X-User-Id": str(author)}
         tweet_id = client.post("/tweets", json={"text": "to kafka"}, headers=headers).json["id"]
         assert client.delete(f"/tweets/{tweet_id}", headers=headers).status_code == 204
-        relay = Relay(cassandra_store.CassandraOutbox(db), publisher, OwnBuckets([bucket]))
-        assert relay.run_once() == (2, True)
+        assert relay_of(db, publisher, bucket).run_once() == (2, True)
         seen: list[events.Event] = []
 
         def both_seen(record):
@@ -163,18 +154,18 @@ def test_a_post_and_a_delete_through_the_app_reach_kafka_in_order(timeline_cfg, 
                 seen.append(events.Event.from_json(record.value))
             return len(seen) == 2
 
-        assert consume_until(consumer, both_seen) is not None, f"only {seen} reached Kafka"
+        assert first_record(consumer, both_seen) is not None, f"only {seen} reached Kafka"
         assert [e.type for e in seen] == ["TweetPosted", "TweetDeleted"]
         assert {e.payload["tweet_id"] for e in seen} == {str(tweet_id)}
         assert outbox_rows(db, bucket) == []
     finally:
-        services.close()
+        service.close()
 
 
 def test_a_bucket_lease_has_one_holder_until_it_is_released(redis_client):
     prefix = f"test-leases-{uuid.uuid4().hex}"
-    first = RedisBucketLeases(redis_client, prefix, "relay-a", 4, 10)
-    second = RedisBucketLeases(redis_client, prefix, "relay-b", 4, 10)
+    first = RedisBucketLeases(redis_client, "relay-a", 4, 10, prefix=prefix)
+    second = RedisBucketLeases(redis_client, "relay-b", 4, 10, prefix=prefix)
     assert first.maintain() == [0, 1, 2, 3]
     assert second.maintain() == []
     assert first.maintain() == [0, 1, 2, 3], "renewing must keep what the holder has"
@@ -184,3 +175,52 @@ def test_a_bucket_lease_has_one_holder_until_it_is_released(redis_client):
     assert first.maintain() == []
     second.release()
     assert redis_client.exists(*(f"{prefix}:{b}" for b in range(4))) == 0
+
+
+def test_two_relays_share_the_buckets_and_a_standby_takes_over_a_released_one(
+        db, timeline_cfg, redis_client, publisher):
+    prefix = f"test-leases-{uuid.uuid4().hex}"
+    relays = [Relay("timeline", CassandraOutbox(db), publisher,
+                    leases=RedisBucketLeases(redis_client, name, 2, 10, prefix=prefix))
+              for name in ("relay-a", "relay-b")]
+    assert [r.renew_leases(force=True) for r in relays] == [[0, 1], []]
+    relays[0].leases.release()  # as it does when it stops: at once, no TTL to wait out
+    assert relays[1].renew_leases(force=True) == [0, 1]
+    relays[1].leases.release()
+
+
+def test_a_wakeup_names_the_bucket_a_writer_nudged(timeline_cfg, redis_client):
+    channel = f"test-wakeup-{uuid.uuid4().hex}"
+    wakeups = RedisWakeups(redis_client, channel)
+    try:
+        assert wakeups.wait(0.05) == set()  # subscribed from now on
+        redis_client.publish(channel, "7")
+        redis_client.publish(channel, "not-a-bucket")
+        redis_client.publish(channel, "9")
+        nudged: set[int] = set()
+        wait_until(lambda: nudged.update(wakeups.wait(0.2)) or nudged == {7, 9}, timeout=5)
+    finally:
+        wakeups.close()
+
+
+def test_a_relay_wakes_on_a_nudge_and_publishes_at_once(db, timeline_cfg, redis_client,
+                                                       publisher, consumer):
+    bucket, channel = private_bucket(), f"test-wakeup-{uuid.uuid4().hex}"
+    relay = Relay("timeline", CassandraOutbox(db), publisher, leases=FixedBuckets([bucket]),
+                  wakeups=RedisWakeups(redis_client, channel),
+                  # Sweeps far apart: only the nudge can make it publish in time.
+                  settings=RelaySettings(idle_poll=0.2, sweep_interval=3600))
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: relay.owned)  # its first sweep done
+        time.sleep(0.5)  # subscribed
+        author, _ = enqueue_posted(db, timeline_cfg, bucket)
+        redis_client.publish(channel, str(bucket))
+        assert first_record(consumer, lambda r: r.key == str(author).encode(), timeout=10)
+    finally:
+        stop.set()
+        thread.join(10)
+        relay.wakeups.close()
+    assert outbox_rows(db, bucket) == []

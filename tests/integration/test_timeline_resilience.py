@@ -15,21 +15,21 @@ import pytest
 import redis
 
 from common import ids, resilience
-from timeline.adapters import cassandra_store, redis_store, users_client
-from timeline.adapters.guard import transient_breaker
-from timeline.app import create_app
-from timeline.domain import REBUILT, DependencyUnavailable
+from timeline.adapters import cassandra_store, users_client
+from timeline.adapters.guard import outage_breaker
+from timeline.domain.errors import DependencyUnavailable
+from timeline.domain.model import HOME_REBUILT as REBUILT
+from timeline.entrypoints.app import create_app
 
 
 def fresh_breakers() -> dict[str, resilience.Breaker]:
     suffix = uuid.uuid4().hex[:8]
     return {
-        "cassandra": transient_breaker(f"cassandra-{suffix}", cassandra_store.TRANSIENT,
-                                       fail_max=3, reset_timeout=30),
-        "redis": transient_breaker(f"redis-{suffix}", redis_store.TRANSIENT, fail_max=3,
-                                   reset_timeout=30),
-        "users": transient_breaker(f"users-{suffix}", users_client.TRANSIENT, fail_max=3,
-                                   reset_timeout=30),
+        "cassandra": outage_breaker(f"cassandra-{suffix}", "cassandra", fail_max=3,
+                                    reset_timeout=30),
+        "redis": outage_breaker(f"redis-{suffix}", "redis", fail_max=3, reset_timeout=30),
+        "users": outage_breaker(f"users-{suffix}", users_client.is_outage, fail_max=3,
+                                reset_timeout=30),
     }
 
 
@@ -86,8 +86,12 @@ def test_without_redis_a_post_is_accepted_and_readable_from_the_store(without_re
     assert resp.status_code == 201
     assert healthy.get(f"/tweets/{resp.json['id']}").json == resp.json
     assert client.get(f"/tweets/{resp.json['id']}").json == resp.json
-    rows = without_redis.extensions["timeline"].cassandra.read(
-        "SELECT tweet_id FROM murmur_test.user_tweets WHERE author_id = %s", (author,))
+    session = cassandra_store.CassandraSession(without_redis.extensions["timeline"].config.stores)
+    try:
+        rows = session.read("SELECT tweet_id FROM murmur_test.user_tweets WHERE author_id = %s",
+                            (author,))
+    finally:
+        session.shutdown()
     assert [str(r.tweet_id) for r in rows] == [resp.json["id"]]
 
 

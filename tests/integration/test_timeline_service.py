@@ -10,21 +10,39 @@ import pytest
 from cassandra import ConsistencyLevel, Unavailable
 from cassandra.cluster import NoHostAvailable
 
-from common import events, home_timeline
-from timeline import domain
+from common import events, home_timeline, topics
 from timeline.adapters import cassandra_store, redis_store, users_client
-from timeline.app import create_app
+from timeline.adapters.cassandra_authors import CassandraAuthors
+from timeline.domain.errors import DependencyUnavailable
+from timeline.domain.events import TweetPosted
+from timeline.domain.model import Author, Tweet, created_at_of, seed_author
+from timeline.entrypoints.app import create_app
 
 
 @pytest.fixture(scope="module")
-def app(timeline_cfg, followees):
-    app = create_app(timeline_cfg, followees=followees)
+def db(timeline_cfg):
+    session = cassandra_store.CassandraSession(timeline_cfg.stores,
+                                               timeline_cfg.cassandra_timeout)
+    yield session
+    session.shutdown()
+
+
+@pytest.fixture(scope="module")
+def rds(timeline_cfg):
+    client = redis_store.connect(timeline_cfg.stores)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def app(timeline_cfg, followees, db, rds):
+    app = create_app(timeline_cfg, followees=followees, cassandra=db, redis=rds)
     yield app
     app.extensions["timeline"].close()
 
 
 @pytest.fixture(scope="module")
-def services(app):
+def service(app):
     return app.extensions["timeline"]
 
 
@@ -37,16 +55,26 @@ def new_user_id() -> int:
     return random.randrange(1 << 40, 1 << 62)
 
 
-def post(client, author_id: int, text: str, key: str | None = None):
+def post(client, author_id: int, text: str, key: str | None = None,
+         username: str | None = None):
     headers = {"X-User-Id": str(author_id)}
     if key:
         headers["Idempotency-Key"] = key
+    if username:
+        headers["Murmur-Username"] = username
     return client.post("/tweets", json={"text": text}, headers=headers)
 
 
-def cql(services, statement: str, *args):
-    return list(services.cassandra.session.execute(
-        statement.format(ks=services.config.stores.keyspace), args))
+def cql(db, statement: str, *args):
+    return list(db.session.execute(statement.format(ks=db.stores.keyspace), args))
+
+
+def unrelayed_author(buckets: int) -> int:
+    """An author whose events land in a bucket beyond the relay's, so rows stay put."""
+    while True:
+        author = new_user_id()
+        if cassandra_store.outbox_bucket(author, buckets) >= 1000:
+            return author
 
 
 def test_readiness_checks_cassandra_and_redis(client):
@@ -55,15 +83,84 @@ def test_readiness_checks_cassandra_and_redis(client):
     assert resp.json["checks"] == ["cassandra", "redis"]
 
 
-def test_a_post_answers_201_with_the_tweet(client):
+def test_a_post_answers_201_with_the_tweet_and_its_author(client):
     author = new_user_id()
     resp = post(client, author, "  hello murmur  ")
     assert resp.status_code == 201
     body = resp.json
-    assert set(body) == {"id", "author_id", "text", "created_at"}
-    assert body["author_id"] == str(author) and body["text"] == "hello murmur"
+    assert list(body) == ["id", "author", "text", "created_at"]
+    assert body["author"] == {"id": str(author), "username": None, "display_name": None}
+    assert body["text"] == "hello murmur"
     assert isinstance(body["id"], str) and body["created_at"].endswith("Z")
     assert client.get(f"/tweets/{body['id']}").json == body
+
+
+def test_a_first_post_seeds_the_author_at_the_lowest_version(client, db):
+    author, name = new_user_id(), f"seed_{random.randrange(10**9)}"
+    body = post(client, author, "my first tweet", username=name).json
+    assert body["author"] == {"id": str(author), "username": name, "display_name": name}
+    [row] = cql(db, "SELECT username, version, writetime(username) AS written "
+                "FROM {ks}.authors WHERE id = %s", author)
+    assert (row.username, row.version, row.written) == (name, 0, 0)
+    [by_name] = cql(db, "SELECT id, writetime(id) AS written "
+                    "FROM {ks}.authors_by_username WHERE username = %s", name)
+    assert (by_name.id, by_name.written) == (author, 0)
+
+
+def test_the_projection_keeps_the_newest_version_whatever_the_order(db):
+    authors = CassandraAuthors(db)
+    author = new_user_id()
+    authors.record(Author(author, "ann", "Ann C.", 3))
+    authors.record(Author(author, "ann", "Ann B.", 2))  # late
+    authors.record(seed_author(author, "ann"))  # a post, after users' events
+    assert authors.get_many([author]) == {author: Author(author, "ann", "Ann C.", 3)}
+    authors.record(Author(author, "ann", "Ann D.", 4))
+    assert authors.get_many([author])[author].display_name == "Ann D."
+
+
+def test_the_projection_finds_an_author_by_username_at_the_newest_version(db):
+    authors = CassandraAuthors(db)
+    author, name = new_user_id(), f"byname_{random.randrange(10**9)}"
+    assert authors.id_by_username(name) is None
+    authors.record(Author(author, name, "By Name", 3))
+    authors.record(seed_author(author, name))  # a post's seed, after users' event
+    assert authors.id_by_username(name) == author
+    [row] = cql(db, "SELECT id, writetime(id) AS written "
+                "FROM {ks}.authors_by_username WHERE username = %s", name)
+    assert (row.id, row.written) == (author, 3)
+
+
+def test_a_page_by_username_is_the_page_of_the_author_it_names(client):
+    author, name = new_user_id(), f"pager_{random.randrange(10**9)}"
+    posted = [post(client, author, f"by name {i}", username=name).json["id"]
+              for i in range(3)]
+    first = client.get(f"/authors/by-username/{name}/tweets?limit=2")
+    assert first.status_code == 200
+    assert first.json == client.get(f"/authors/{author}/tweets?limit=2").json
+    rest = client.get(f"/authors/by-username/{name}/tweets?limit=2"
+                      f"&cursor={first.json['next_cursor']}").json
+    assert [t["id"] for t in first.json["items"] + rest["items"]] == \
+        sorted(posted, key=int, reverse=True)
+    assert rest["next_cursor"] is None
+    assert {t["author"]["username"] for t in first.json["items"]} == {name}
+
+
+def test_a_username_the_projection_does_not_hold_is_a_404(client):
+    resp = client.get(f"/authors/by-username/nobody_{random.randrange(10**9)}/tweets")
+    assert resp.status_code == 404
+    assert resp.mimetype == "application/problem+json"
+    assert resp.json["detail"] == "No such user."
+
+
+def test_the_projection_reads_many_authors_at_once_and_skips_the_unknown(db):
+    authors = CassandraAuthors(db)
+    known = [new_user_id() for _ in range(5)]
+    for i, author in enumerate(known):
+        authors.record(Author(author, f"user{i}", f"User {i}", 1))
+    unknown = new_user_id()
+    found = authors.get_many([*known, unknown])
+    assert sorted(found) == sorted(known)
+    assert found[known[2]] == Author(known[2], "user2", "User 2", 1)
 
 
 @pytest.mark.parametrize("payload", [{"text": ""}, {"text": " " * 5}, {"text": "x" * 281},
@@ -79,68 +176,66 @@ def test_a_post_without_a_user_is_a_401(client):
     assert client.post("/tweets", json={"text": "hi"}).status_code == 401
 
 
-def test_the_batch_writes_tweet_author_row_and_outbox_event_together(services, timeline_cfg):
-    repo = cassandra_store.CassandraTweets(services.cassandra)
-    ids = services.ports.ids
-    author = new_user_id()
+def test_the_batch_writes_tweet_author_row_and_outbox_event_together(service, db, timeline_cfg):
+    buckets = 100_000
+    repo = cassandra_store.CassandraTweets(db, timeline_cfg.stores.topic(topics.TWEETS), buckets)
+    ids = service.ports.ids
+    author = unrelayed_author(buckets)
+    bucket = cassandra_store.outbox_bucket(author, buckets)
     tweet_id = ids.next_id()
-    tweet = domain.Tweet(tweet_id, author, "batched", domain.created_at_of(tweet_id))
-    # A bucket beyond the relay's range, so the row stays for us to inspect.
-    message = replace(domain.to_outbox(domain.TweetPosted(tweet_id, author, tweet.created_at),
-                                       ids.next_id(), timeline_cfg.stores.topic("tweets.v1"), 16),
-                      bucket=10_000 + random.randrange(10_000))
-    repo.save_posted(tweet, message)
+    tweet = Tweet(tweet_id, author, "batched", created_at_of(tweet_id))
+    event = TweetPosted(ids.next_id(), tweet_id, author, tweet.created_at)
+    repo.save_posted(tweet, event, {"request_id": "r-1"})
     try:
-        [row] = cql(services, "SELECT author_id, text FROM {ks}.tweets WHERE id = %s", tweet_id)
+        [row] = cql(db, "SELECT author_id, text FROM {ks}.tweets WHERE id = %s", tweet_id)
         assert (row.author_id, row.text) == (author, "batched")
-        assert cql(services, "SELECT tweet_id FROM {ks}.user_tweets WHERE author_id = %s",
+        assert cql(db, "SELECT tweet_id FROM {ks}.user_tweets WHERE author_id = %s",
                    author)[0].tweet_id == tweet_id
-        [event_row] = cql(services, "SELECT topic, key, payload FROM {ks}.outbox "
-                          "WHERE bucket = %s AND event_id = %s", message.bucket,
-                          message.event_id)
+        [event_row] = cql(db, "SELECT topic, key, payload, headers FROM {ks}.outbox "
+                          "WHERE bucket = %s AND event_id = %s", bucket, event.event_id)
         assert (event_row.topic, event_row.key) == ("test.tweets.v1", str(author))
-        event = events.Event.from_json(event_row.payload)
-        assert event.type == "TweetPosted" and event.payload["tweet_id"] == str(tweet_id)
+        assert dict(event_row.headers) == {"request_id": "r-1"}
+        envelope = events.Event.from_json(event_row.payload)
+        assert envelope.type == "TweetPosted" and envelope.payload["tweet_id"] == str(tweet_id)
     finally:
-        cql(services, "DELETE FROM {ks}.outbox WHERE bucket = %s", message.bucket)
+        cql(db, "DELETE FROM {ks}.outbox WHERE bucket = %s", bucket)
 
 
-def test_the_batch_runs_at_the_configured_consistency_level(services, timeline_cfg):
-    assert services.cassandra.batch().consistency_level == ConsistencyLevel.ONE
+def test_the_batch_runs_at_the_configured_consistency_level(service, db, timeline_cfg):
+    assert db.batch().consistency_level == ConsistencyLevel.ONE
     # With one replica, TWO cannot be met: the write must be refused, and nothing written.
     strict = cassandra_store.CassandraSession(
         replace(timeline_cfg.stores, cassandra_consistency="TWO"), request_timeout=5)
     try:
-        repo = cassandra_store.CassandraTweets(strict)
-        tweet_id = services.ports.ids.next_id()
+        repo = cassandra_store.CassandraTweets(strict, "test.tweets.v1", 16)
+        tweet_id = service.ports.ids.next_id()
         author = new_user_id()
-        tweet = domain.Tweet(tweet_id, author, "strict", domain.created_at_of(tweet_id))
-        message = domain.to_outbox(domain.TweetPosted(tweet_id, author, tweet.created_at),
-                                   services.ports.ids.next_id(), "test.tweets.v1", 16)
-        with pytest.raises(domain.DependencyUnavailable) as caught:
-            repo.save_posted(tweet, message)
+        tweet = Tweet(tweet_id, author, "strict", created_at_of(tweet_id))
+        event = TweetPosted(service.ports.ids.next_id(), tweet_id, author, tweet.created_at)
+        with pytest.raises(DependencyUnavailable) as caught:
+            repo.save_posted(tweet, event, {})
         assert isinstance(caught.value.__cause__, NoHostAvailable)
         [refusal] = caught.value.__cause__.errors.values()
         assert isinstance(refusal, Unavailable)
         assert refusal.consistency == ConsistencyLevel.TWO
-        assert cql(services, "SELECT id FROM {ks}.tweets WHERE id = %s", tweet_id) == []
-        assert cql(services, "SELECT tweet_id FROM {ks}.user_tweets WHERE author_id = %s",
+        assert cql(db, "SELECT id FROM {ks}.tweets WHERE id = %s", tweet_id) == []
+        assert cql(db, "SELECT tweet_id FROM {ks}.user_tweets WHERE author_id = %s",
                    author) == []
     finally:
         strict.shutdown()
 
 
-def test_the_same_idempotency_key_twice_makes_one_tweet(client, services):
+def test_the_same_idempotency_key_twice_makes_one_tweet(client, db):
     author = new_user_id()
     first = post(client, author, "only once", key="k-1")
     second = post(client, author, "only once", key="k-1")
     assert (first.status_code, second.status_code) == (201, 201)
     assert first.json == second.json
-    assert len(cql(services, "SELECT tweet_id FROM {ks}.user_tweets WHERE author_id = %s",
+    assert len(cql(db, "SELECT tweet_id FROM {ks}.user_tweets WHERE author_id = %s",
                    author)) == 1
 
 
-def test_concurrent_requests_with_one_key_make_one_tweet(app, services):
+def test_concurrent_requests_with_one_key_make_one_tweet(app, db):
     author = new_user_id()
     barrier = threading.Barrier(6)
     answers = []
@@ -157,7 +252,7 @@ def test_concurrent_requests_with_one_key_make_one_tweet(app, services):
         thread.join(timeout=30)
     assert [a.status_code for a in answers] == [201] * 6
     assert len({a.json["id"] for a in answers}) == 1
-    assert len(cql(services, "SELECT tweet_id FROM {ks}.user_tweets WHERE author_id = %s",
+    assert len(cql(db, "SELECT tweet_id FROM {ks}.user_tweets WHERE author_id = %s",
                    author)) == 1
 
 
@@ -169,37 +264,37 @@ def test_a_reused_key_with_another_text_is_a_422(client):
     assert resp.json["errors"][0]["field"] == "Idempotency-Key"
 
 
-def test_the_author_sees_the_tweet_in_the_home_timeline_at_once(client, services):
+def test_the_author_sees_the_tweet_in_the_home_timeline_at_once(client, rds):
     author = new_user_id()
     tweet = post(client, author, "read your writes").json
     page = client.get("/timeline", headers={"X-User-Id": str(author)}).json
     assert page["items"][0] == tweet
-    assert services.redis.exists(redis_store.tweet_key(int(tweet["id"])))
+    assert rds.exists(redis_store.tweet_key(int(tweet["id"])))
 
 
-def test_delete_removes_rows_cache_and_own_timeline_entry(client, services):
+def test_delete_removes_rows_cache_and_own_timeline_entry(client, db, rds):
     author = new_user_id()
     tweet_id = int(post(client, author, "short-lived").json["id"])
     headers = {"X-User-Id": str(author)}
     assert client.delete(f"/tweets/{tweet_id}", headers=headers).status_code == 204
-    assert cql(services, "SELECT id FROM {ks}.tweets WHERE id = %s", tweet_id) == []
-    assert cql(services, "SELECT tweet_id FROM {ks}.user_tweets WHERE author_id = %s",
+    assert cql(db, "SELECT id FROM {ks}.tweets WHERE id = %s", tweet_id) == []
+    assert cql(db, "SELECT tweet_id FROM {ks}.user_tweets WHERE author_id = %s",
                author) == []
-    assert services.redis.get(redis_store.tweet_key(tweet_id)) == redis_store.DELETED
-    assert services.redis.zscore(home_timeline.key(author), home_timeline.encode(tweet_id)) \
+    assert rds.get(redis_store.tweet_key(tweet_id)) == redis_store.DELETED
+    assert rds.zscore(home_timeline.key(author), home_timeline.encode(tweet_id)) \
         is None
     assert client.get(f"/tweets/{tweet_id}").status_code == 404
     assert client.get("/timeline", headers=headers).json["items"] == []
     assert client.delete(f"/tweets/{tweet_id}", headers=headers).status_code == 404
 
 
-def test_a_read_racing_a_delete_cannot_put_the_tweet_back_in_the_cache(client, services):
+def test_a_read_racing_a_delete_cannot_put_the_tweet_back_in_the_cache(client, service):
     author = new_user_id()
     body = post(client, author, "racy").json
-    stale = services.ports.cache.get_many([int(body["id"])])[int(body["id"])]
+    stale = service.ports.cache.get_many([int(body["id"])])[int(body["id"])]
     assert client.delete(f"/tweets/{body['id']}",
                          headers={"X-User-Id": str(author)}).status_code == 204
-    services.ports.cache.put_many([stale])  # a reader that loaded it just before
+    service.ports.cache.put_many([stale])  # a reader that loaded it just before
     assert client.get(f"/tweets/{body['id']}").status_code == 404
 
 
@@ -250,17 +345,21 @@ def test_without_users_the_timeline_is_served_degraded(timeline_cfg):
     app = create_app(replace(timeline_cfg, users_url="http://127.0.0.1:9", users_timeout=0.2))
     try:
         client = app.test_client()
-        reader = new_user_id()
-        own = post(client, reader, "still here").json["id"]
+        reader, name = new_user_id(), f"reader_{random.randrange(10**9)}"
+        own = post(client, reader, "still here", username=name).json["id"]
         resp = client.get("/timeline", headers={"X-User-Id": str(reader)})
         assert resp.status_code == 200
         assert resp.headers["Murmur-Degraded"] == "celebrity-merge-unavailable"
-        assert [t["id"] for t in resp.json["items"]] == [own]
+        assert [(t["id"], t["author"]["username"]) for t in resp.json["items"]] == [(own, name)]
+        # Single tweets and author pages never needed users at all.
+        assert client.get(f"/tweets/{own}").json["author"]["username"] == name
+        page = client.get(f"/authors/{reader}/tweets")
+        assert page.status_code == 200 and "Murmur-Degraded" not in page.headers
     finally:
         app.extensions["timeline"].close()
 
 
-def test_celebrity_followees_are_cached_briefly_in_redis(services):
+def test_celebrity_followees_are_cached_briefly_in_redis(rds):
     class CountingUsers:
         calls = 0
 
@@ -268,13 +367,12 @@ def test_celebrity_followees_are_cached_briefly_in_redis(services):
             CountingUsers.calls += 1
             return [11, 12] if min_followers == 2000 else []
 
-    cached = users_client.CachedCelebrityFollowees(CountingUsers(), services.redis, 2000, 5,
-                                                   100)
+    cached = users_client.CachedCelebrityFollowees(CountingUsers(), rds, 2000, 5, 100)
     user = new_user_id()
     assert cached.celebrities(user) == [11, 12]
     assert cached.celebrities(user) == [11, 12]
     assert CountingUsers.calls == 1
-    assert 0 < services.redis.ttl(f"celebs:{user}") <= 5
+    assert 0 < rds.ttl(f"celebs:{user}") <= 5
 
 
 def test_backfill_ids_are_the_newest_first_and_bounded(client):
@@ -285,9 +383,9 @@ def test_backfill_ids_are_the_newest_first_and_bounded(client):
     assert client.get(f"/internal/authors/{author}/tweet-ids?limit=801").status_code == 422
 
 
-def test_two_processes_lease_different_worker_ids(services):
-    first = redis_store.leased_ids(services.redis, "test-a")
-    second = redis_store.leased_ids(services.redis, "test-b")
+def test_two_processes_lease_different_worker_ids(rds):
+    first = redis_store.leased_ids(rds, "test-a")
+    second = redis_store.leased_ids(rds, "test-b")
     try:
         first.next_id(), second.next_id()
         assert first.worker_id != second.worker_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -11,9 +12,11 @@ import jwt
 import pytest
 
 from common import config as common_config
+from common import topics
+from common.events import Event
 from users import config as users_config
 from users.adapters.redis_cache import TOMBSTONE, profile_key
-from users.app import create_app
+from users.entrypoints.app import create_app
 
 PASSWORD = "correct horse battery"
 
@@ -207,7 +210,8 @@ def test_a_second_follow_changes_nothing(client, wiring):
     assert follow(client, alice, bob).status_code == 204
     assert follow(client, alice, bob).status_code == 204
     assert counts(client, bob) == (1, 0) and counts(client, alice) == (0, 1)
-    rows = sql(wiring, "SELECT payload FROM outbox WHERE key = %s ORDER BY id", (alice["id"],))
+    rows = sql(wiring, "SELECT payload FROM outbox WHERE topic = %s AND key = %s ORDER BY id",
+               (wiring.config.topic(topics.FOLLOWS), alice["id"]))
     assert len(rows) == 1
 
 
@@ -232,8 +236,8 @@ def test_a_follow_writes_its_event_to_the_outbox(client, wiring):
     alice, bob = register(client), register(client)
     follow(client, alice, bob)
     unfollow(client, alice, bob)
-    rows = sql(wiring, "SELECT topic, payload FROM outbox WHERE key = %s ORDER BY id",
-               (alice["id"],))
+    rows = sql(wiring, "SELECT topic, payload FROM outbox WHERE key = %s AND topic <> %s "
+                       "ORDER BY id", (alice["id"], wiring.config.topic(topics.USERS)))
     assert [r[0] for r in rows] == ["test.follows.v1"] * 2
     assert [r[1]["type"] for r in rows] == ["UserFollowed", "UserUnfollowed"]
     for _, envelope in rows:
@@ -253,6 +257,81 @@ def test_a_follow_whose_event_cannot_be_written_leaves_no_trace(client, wiring, 
     monkeypatch.undo()
     assert sql(wiring, "SELECT 1 FROM follows WHERE follower_id = %s", (int(alice["id"]),)) == []
     assert counts(client, bob) == (0, 0) and counts(client, alice) == (0, 0)
+
+
+# ------------------------------------------------------------------- users events
+
+
+def user_events(wiring, user: dict) -> list[tuple[dict, dict]]:
+    """The envelopes (parsed and checked) and headers the outbox holds for `user`, in order."""
+    rows = sql(wiring, "SELECT payload, headers FROM outbox WHERE topic = %s AND key = %s "
+                       "ORDER BY id", (wiring.config.topic(topics.USERS), user["id"]))
+    return [(Event.from_json(json.dumps(payload)), headers) for payload, headers in rows]
+
+
+def test_registering_writes_user_registered_to_the_outbox(client, wiring):
+    named = register(client, display_name="Ada L.")
+    plain = register(client)  # no display name: the username stands in, as the API shows
+    for user, display_name in ((named, "Ada L."), (plain, plain["username"])):
+        (event, _), = user_events(wiring, user)
+        assert event.type == "UserRegistered"
+        assert event.payload == {"user_id": user["id"], "username": user["username"],
+                                 "display_name": display_name, "version": 1}
+        assert event.payload["display_name"] == user["display_name"]
+
+
+def test_the_event_carries_the_request_id_of_the_request_that_caused_it(client, wiring):
+    resp = client.post("/users", json={"username": unique(), "password": PASSWORD},
+                       headers={"X-Request-ID": "req-users-events"})
+    (_, headers), = user_events(wiring, resp.json)
+    assert headers["request_id"] == "req-users-events"
+
+
+def test_a_profile_edit_writes_profile_changed_at_the_new_version(client, wiring):
+    user = register(client)
+    url = f"/users/{user['id']}"
+    assert client.patch(url, json={"display_name": "Renamed"},
+                        headers=as_user(user, **{"If-Match": '"1"'})).status_code == 200
+    assert client.patch(url, json={"bio": "bio only"},
+                        headers=as_user(user, **{"If-Match": "*"})).status_code == 200
+    assert client.patch(url, json={"display_name": "stale"},
+                        headers=as_user(user, **{"If-Match": '"1"'})).status_code == 412
+    assert client.patch(url, json={}, headers=as_user(user, **{"If-Match": "*"})
+                        ).status_code == 200  # no change, no event
+    events = [event for event, _ in user_events(wiring, user)]
+    assert [e.type for e in events] == ["UserRegistered", "ProfileChanged", "ProfileChanged"]
+    assert [e.payload for e in events[1:]] == [
+        {"user_id": user["id"], "username": user["username"], "display_name": "Renamed",
+         "version": 2},
+        {"user_id": user["id"], "username": user["username"], "display_name": "Renamed",
+         "version": 3},
+    ]
+
+
+def test_a_taken_username_writes_no_event(client, wiring):
+    user = register(client)
+    assert client.post("/users", json={"username": user["username"], "password": PASSWORD}
+                       ).status_code == 409
+    assert len(user_events(wiring, user)) == 1
+
+
+def test_a_change_whose_event_cannot_be_written_is_not_made(client, wiring, monkeypatch):
+    user = register(client)
+    name = unique()
+
+    def broken_outbox(conn, *args):
+        conn.execute("SELECT 1/0")
+
+    monkeypatch.setattr(wiring.ports.users, "_append_outbox", broken_outbox)
+    assert client.post("/users", json={"username": name, "password": PASSWORD}
+                       ).status_code == 500
+    assert client.patch(f"/users/{user['id']}", json={"display_name": "Never"},
+                        headers=as_user(user, **{"If-Match": '"1"'})).status_code == 500
+    monkeypatch.undo()
+    assert sql(wiring, "SELECT 1 FROM users WHERE username = %s", (name,)) == []
+    resp = client.get(f"/users/by-id/{user['id']}")
+    assert (resp.json["display_name"], resp.headers["ETag"]) == (user["display_name"], '"1"')
+    assert len(user_events(wiring, user)) == 1
 
 
 def test_concurrent_follows_and_unfollows_leave_exact_counts(app, client, wiring):
@@ -403,6 +482,12 @@ def test_batches_are_bounded_and_checked(client):
     assert client.post("/internal/users/batch", json={"ids": ["x"]}).status_code == 422
     assert client.post("/internal/users/batch", json={"ids": "1"}).status_code == 422
     assert client.post("/internal/users/batch", json={"ids": []}).json == {"users": {}}
+
+
+def test_the_redis_pool_is_bounded_by_the_setting(app, wiring):
+    pool = wiring.ports.profiles.client.connection_pool
+    assert pool.max_connections == wiring.config.redis_pool_max
+    assert pool.timeout == wiring.config.redis_pool_timeout
 
 
 def test_readiness_checks_postgres_and_redis(client):

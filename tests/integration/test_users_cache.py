@@ -8,7 +8,7 @@ import redis as redis_lib
 
 from common import config
 from users.adapters.redis_cache import RedisProfileCache
-from users.domain import User
+from users.domain.model import User
 
 
 def profile(user_id: int, followers: int) -> User:

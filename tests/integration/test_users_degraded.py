@@ -15,11 +15,11 @@ import uuid
 import psycopg
 import pytest
 
-from common.resilience import Breaker, CircuitBreakerError, DeadlineExceeded
+from common.resilience import Breaker, CircuitBreakerError
 from users import config as users_config
-from users.adapters.postgres import is_outage
-from users.adapters.redis_cache import is_outage as is_redis_outage
-from users.app import create_app
+from users.adapters.postgres import postgres_breaker
+from users.adapters.redis_cache import redis_breaker
+from users.entrypoints.app import create_app
 from users.bootstrap import bootstrap
 
 PASSWORD = "correct horse battery"
@@ -42,18 +42,15 @@ def closed_port() -> int:
 def breakers(name: str, reset_timeout: float = 60.0) -> dict[str, Breaker]:
     suffix = uuid.uuid4().hex[:6]
     return {
-        "postgres_breaker": Breaker(f"postgres-{name}-{suffix}", fail_max=3,
-                                    reset_timeout=reset_timeout,
-                                    exclude=[lambda exc: not is_outage(exc)],
-                                    ignore=[DeadlineExceeded]),
-        "redis_breaker": Breaker(f"redis-{name}-{suffix}",
-                                 exclude=[lambda exc: not is_redis_outage(exc)]),
+        "postgres_breaker": postgres_breaker(name=f"postgres-{name}-{suffix}", fail_max=3,
+                                             reset_timeout=reset_timeout),
+        "redis_breaker": redis_breaker(name=f"redis-{name}-{suffix}"),
     }
 
 
 @pytest.fixture(scope="module")
 def healthy():
-    app = create_app(wiring=bootstrap(cheap_config(), **breakers("healthy")))
+    app = create_app(service=bootstrap(cheap_config(), **breakers("healthy")))
     yield app.test_client()
     app.extensions["users"].close()
 
@@ -64,7 +61,7 @@ def down():
     cfg = cheap_config(pg_pool_min=0, pg_pool_timeout=0.3)
     cfg = dataclasses.replace(cfg, stores=dataclasses.replace(cfg.stores, pg_port=closed_port()))
     wiring = bootstrap(cfg, **breakers("down"))
-    app = create_app(wiring=wiring)
+    app = create_app(service=wiring)
     yield app.test_client(), wiring
     wiring.close()
 
@@ -160,7 +157,7 @@ def test_a_batch_answers_what_is_cached_and_lists_the_rest(healthy, down):
 def test_writes_work_again_once_the_breaker_half_opens_on_a_live_database(healthy):
     """The breaker half-opens after its reset timeout and one good trial closes it."""
     wiring = bootstrap(cheap_config(), **breakers("recovering", reset_timeout=0.5))
-    client = create_app(wiring=wiring).test_client()
+    client = create_app(service=wiring).test_client()
     try:
         alice = register_and_cache(healthy)
         breaker = wiring.ports.users.breaker

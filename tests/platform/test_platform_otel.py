@@ -15,7 +15,7 @@ from common import config
 from conftest import REPO, service_env, stackctl, wait_until
 
 SERVICES = ["test-users", "test-timeline", "test-fanout", "test-gateway-1", "test-gateway-2",
-            "test-users-relay", "test-timeline-relay"]
+            "test-users-relay", "test-timeline-relay", "test-timeline-authors"]
 GATEWAY = f"http://127.0.0.1:{config.SERVICE_PORTS['gateway'] + 10}"
 
 

@@ -20,7 +20,9 @@ def key_pair() -> tuple[Ed25519PrivateKey, str]:
 PRIVATE, PUBLIC = key_pair()
 USER = {"id": "5", "username": "ada", "display_name": "Ada", "bio": "", "followers_count": 0,
         "following_count": 0, "created_at": "2026-01-01T00:00:00Z"}
-TWEET = {"id": "99", "author_id": "5", "text": "hello", "created_at": "2026-01-01T00:00:00Z"}
+AUTHOR = {"id": "5", "username": "ada", "display_name": "Ada"}
+# A tweet as timeline answers it: with its author, from timeline's own copy of profiles.
+TWEET = {"id": "99", "author": AUTHOR, "text": "hello", "created_at": "2026-01-01T00:00:00Z"}
 
 
 def token(private: Ed25519PrivateKey = PRIVATE, **claims: object) -> str:
@@ -30,6 +32,6 @@ def token(private: Ed25519PrivateKey = PRIVATE, **claims: object) -> str:
     return jwt.encode({k: v for k, v in body.items() if v is not None}, private, algorithm="EdDSA")
 
 
-def bearer(sub: str = "5") -> dict[str, str]:
+def bearer(sub: str = "5", username: str = "ada") -> dict[str, str]:
     """The Authorization header of a request by user `sub`."""
-    return {"Authorization": f"Bearer {token(sub=sub)}"}
+    return {"Authorization": f"Bearer {token(sub=sub, username=username)}"}

@@ -10,13 +10,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-import stackctl  # noqa: E402
 import support  # noqa: E402
 
 
 @pytest.fixture
 def runs(monkeypatch, tmp_path):
-    monkeypatch.setattr(stackctl, "ETC", tmp_path)
+    monkeypatch.setenv("MURMUR_HOME", str(tmp_path))
+    (tmp_path / "etc").mkdir()
     calls: list[dict] = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append({"cmd": cmd, **kw}))
     return calls
@@ -24,8 +24,8 @@ def runs(monkeypatch, tmp_path):
 
 def test_a_benchmark_up_passes_the_recorded_switch_and_otel_variables(runs, monkeypatch,
                                                                       tmp_path):
-    (tmp_path / "toxiproxy-dev.switch").write_text("off\n")
-    (tmp_path / "settings-dev.env").write_text("OTEL_SDK_DISABLED=true\n")
+    (tmp_path / "etc/toxiproxy-dev.switch").write_text("off\n")
+    (tmp_path / "etc/settings-dev.env").write_text("OTEL_SDK_DISABLED=true\n")
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")  # the caller's, not recorded
     monkeypatch.setenv("MURMUR_TOXIPROXY", "1")
     support.stack_up("dev", MURMUR_RATE_LIMIT="1000000")

@@ -176,3 +176,47 @@ def test_a_passed_deadline_refuses_to_call_at_all():
             resilience.timeout_within(1.0)
     finally:
         resilience.end_deadline(token)
+
+
+# ------------------------------------------------------------- the process's breakers
+
+
+def test_a_process_registry_gives_one_breaker_per_dependency():
+    breakers = resilience.Breakers()
+    first = breakers.get("unit-registry", fail_max=2, reset_timeout=60)
+    assert breakers.get("unit-registry") is first
+    assert (first.fail_max, first.reset_timeout) == (2, 60)
+    assert list(breakers) == [first] and len(breakers) == 1
+
+
+def test_two_registries_share_nothing():
+    ours, theirs = resilience.Breakers(), resilience.Breakers()
+    b = ours.get("unit-shared-name", fail_max=1, reset_timeout=60)
+    with pytest.raises(pybreaker.CircuitBreakerError):
+        b.call(fail)
+    assert ours.get("unit-shared-name").is_open
+    assert not theirs.get("unit-shared-name", fail_max=1, reset_timeout=60).is_open
+
+
+def test_the_module_keeps_no_breakers_of_its_own():
+    made = [resilience.breaker("unit-unkept", fail_max=1, reset_timeout=60) for _ in range(2)]
+    assert made[0] is not made[1]
+    kept = [name for name, value in vars(resilience).items()
+            if not name.startswith("__") and value is not resilience.BREAKER_STATES
+            and isinstance(value, (dict, list, set, resilience.Breakers, resilience.Breaker))]
+    assert kept == []
+
+
+def test_a_retry_predicate_narrows_the_errors_retried():
+    calls = []
+
+    def answer_once_then_outage():
+        calls.append(1)
+        raise Boom("refused" if len(calls) == 1 else "down")
+
+    policy = resilience.retrying("unit-dep", "predicate", attempts=5, base=0, cap=0,
+                                 on=(Boom,), when=lambda exc: str(exc) == "down",
+                                 sleep=lambda s: None)
+    with pytest.raises(Boom, match="refused"):
+        resilience.call_with_retries(policy, answer_once_then_outage)
+    assert len(calls) == 1  # "refused" is an answer: not retried

@@ -172,6 +172,46 @@ def test_the_consumer_continues_the_trace_that_wrote_the_outbox_row(tmp_path):
     assert process["attributes"]["messaging.kafka.offset"] == 7
 
 
+def test_importing_sets_nothing_up_and_setup_installs_and_patches_once(tmp_path):
+    run_in_child(tmp_path, """
+        import cassandra.cluster, redis, urllib3
+        from opentelemetry import trace
+        from common import tracing
+        original = cassandra.cluster.Session.execute_async
+        assert tracing.installed_provider() is None and tracing.instrumented() == set()
+        assert not hasattr(original, "__murmur_traced__")
+
+        provider = tracing.setup("svc")
+        assert trace.get_tracer_provider() is provider is tracing.installed_provider()
+        assert tracing.instrumented() == {"urllib3", "redis", "cassandra"}
+        patched = cassandra.cluster.Session.execute_async
+        assert patched is not original
+
+        assert tracing.setup("svc") is provider  # a second call changes nothing
+        assert cassandra.cluster.Session.execute_async is patched
+        tracing.shutdown()
+    """)
+
+
+def test_a_disabled_instrumentation_leaves_its_client_alone(tmp_path):
+    run_in_child(tmp_path, """
+        import redis, urllib3
+        from common import tracing
+        tracing.setup("svc")
+        assert tracing.instrumented() == {"urllib3"}
+        tracing.shutdown()
+    """, OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="redis")
+
+
+def test_tracing_switched_off_installs_and_patches_nothing(tmp_path):
+    run_in_child(tmp_path, """
+        import redis, urllib3
+        from common import tracing
+        assert tracing.setup("svc") is None
+        assert tracing.installed_provider() is None and tracing.instrumented() == set()
+    """, OTEL_SDK_DISABLED="true")
+
+
 # --------------------------------------------------------------------- the printer
 
 

@@ -8,8 +8,9 @@ import pytest
 
 from common import events
 from common.events import Event, InvalidEvent
-from fanout import domain
-from fanout.domain import FollowerPage, Policy, Ports
+from fanout.domain.model import FollowerPage, Policy
+from fanout.service_layer import handlers
+from fanout.service_layer.ports import Ports
 
 POLICY = Policy(celebrity_threshold=100, backfill_limit=5, history_limit=800)
 
@@ -79,79 +80,80 @@ def event(type_: str, **payload) -> Event:
 
 
 def ports(graph=None, tweets=None, page_size=3, cap=800):
-    return Ports(followers=FakeFollowers(graph or {}, page_size), timelines=FakeTimelines(cap),
-                 tweets=FakeTweets(tweets or {}))
+    return Ports(followers=FakeFollowers(graph or {}, page_size),
+                 home_timelines=FakeTimelines(cap), tweets=FakeTweets(tweets or {}),
+                 dead_letters=None)
 
 
 def test_a_posted_tweet_reaches_every_follower_across_pages():
     p = ports({1: [10, 11, 12, 13, 14, 15, 16]}, page_size=3)
-    written = domain.handle(event(events.TWEET_POSTED, tweet_id=500, author_id=1), p, POLICY)
+    written = handlers.handle(event(events.TWEET_POSTED, tweet_id=500, author_id=1), p, POLICY)
     assert written == 7
     assert p.followers.pages_served == 3
-    assert p.timelines.calls == 3  # one batched write per page, not one per follower
-    assert {u for u, ids in p.timelines.data.items() if 500 in ids} == set(range(10, 17))
+    assert p.home_timelines.calls == 3  # one batched write per page, not one per follower
+    assert {u for u, ids in p.home_timelines.data.items() if 500 in ids} == set(range(10, 17))
 
 
 def test_a_tweet_delivered_twice_is_held_once():
     p = ports({1: [10, 11]})
     posted = event(events.TWEET_POSTED, tweet_id=500, author_id=1)
-    domain.handle(posted, p, POLICY)
-    domain.handle(posted, p, POLICY)
-    assert p.timelines.data == {10: {500}, 11: {500}}
+    handlers.handle(posted, p, POLICY)
+    handlers.handle(posted, p, POLICY)
+    assert p.home_timelines.data == {10: {500}, 11: {500}}
 
 
 def test_a_celebrity_post_writes_no_follower_timeline():
     p = ports({1: list(range(1000, 1000 + POLICY.celebrity_threshold))}, page_size=50)
-    written = domain.handle(event(events.TWEET_POSTED, tweet_id=500, author_id=1), p, POLICY)
+    written = handlers.handle(event(events.TWEET_POSTED, tweet_id=500, author_id=1), p, POLICY)
     assert written == 0
-    assert p.timelines.calls == 0
+    assert p.home_timelines.calls == 0
     assert p.followers.pages_served == 1  # the first page tells the count; paging stops
 
 
 def test_an_author_just_below_the_threshold_is_fanned_out():
     followers = list(range(1000, 1000 + POLICY.celebrity_threshold - 1))
     p = ports({1: followers}, page_size=50)
-    assert domain.handle(event(events.TWEET_POSTED, tweet_id=5, author_id=1), p, POLICY) == 99
+    assert handlers.handle(event(events.TWEET_POSTED, tweet_id=5, author_id=1), p, POLICY) == 99
 
 
 def test_an_author_without_followers_writes_nothing():
     p = ports({})
-    assert domain.handle(event(events.TWEET_POSTED, tweet_id=5, author_id=1), p, POLICY) == 0
-    assert p.timelines.data == {}
+    assert handlers.handle(event(events.TWEET_POSTED, tweet_id=5, author_id=1), p, POLICY) == 0
+    assert p.home_timelines.data == {}
 
 
 def test_a_deleted_tweet_leaves_every_follower_timeline_and_nothing_else():
     p = ports({1: [10, 11, 12, 13]}, page_size=2)
-    p.timelines.deliver(500, [10, 11, 12, 13])
-    p.timelines.deliver(501, [10, 11, 12, 13])
-    domain.handle(event(events.TWEET_DELETED, tweet_id=500, author_id=1), p, POLICY)
-    assert p.timelines.data == {u: {501} for u in (10, 11, 12, 13)}
+    p.home_timelines.deliver(500, [10, 11, 12, 13])
+    p.home_timelines.deliver(501, [10, 11, 12, 13])
+    handlers.handle(event(events.TWEET_DELETED, tweet_id=500, author_id=1), p, POLICY)
+    assert p.home_timelines.data == {u: {501} for u in (10, 11, 12, 13)}
 
 
 def test_a_celebrity_delete_is_handled_without_writes():
     p = ports({1: list(range(1000, 1200))}, page_size=50)
-    assert domain.handle(event(events.TWEET_DELETED, tweet_id=5, author_id=1), p, POLICY) == 0
-    assert p.timelines.calls == 0
+    assert handlers.handle(event(events.TWEET_DELETED, tweet_id=5, author_id=1), p, POLICY) == 0
+    assert p.home_timelines.calls == 0
 
 
 def test_a_follow_backfills_the_followees_recent_tweets():
     p = ports({2: [7]}, tweets={2: [100, 101, 102, 103, 104, 105, 106]})
-    domain.handle(event(events.USER_FOLLOWED, follower_id=7, followee_id=2), p, POLICY)
-    assert p.timelines.data[7] == {102, 103, 104, 105, 106}  # the newest backfill_limit
+    handlers.handle(event(events.USER_FOLLOWED, follower_id=7, followee_id=2), p, POLICY)
+    assert p.home_timelines.data[7] == {102, 103, 104, 105, 106}  # the newest backfill_limit
 
 
 def test_following_a_celebrity_backfills_nothing():
     p = ports({2: list(range(1000, 1100))}, tweets={2: [100, 101]})
-    assert domain.handle(event(events.USER_FOLLOWED, follower_id=7, followee_id=2),
+    assert handlers.handle(event(events.USER_FOLLOWED, follower_id=7, followee_id=2),
                          p, POLICY) == 0
-    assert 7 not in p.timelines.data
+    assert 7 not in p.home_timelines.data
 
 
 def test_an_unfollow_removes_only_the_followees_tweets():
     p = ports({}, tweets={2: [100, 101], 3: [200]})
-    p.timelines.add(7, [100, 101, 200])
-    domain.handle(event(events.USER_UNFOLLOWED, follower_id=7, followee_id=2), p, POLICY)
-    assert p.timelines.data[7] == {200}
+    p.home_timelines.add(7, [100, 101, 200])
+    handlers.handle(event(events.USER_UNFOLLOWED, follower_id=7, followee_id=2), p, POLICY)
+    assert p.home_timelines.data[7] == {200}
 
 
 @pytest.mark.parametrize("payload", [
@@ -164,4 +166,28 @@ def test_an_unfollow_removes_only_the_followees_tweets():
 def test_a_tweet_event_with_a_bad_payload_is_invalid(payload):
     bad = Event(event_id="e", type=events.TWEET_POSTED, payload=payload)
     with pytest.raises(InvalidEvent):
-        domain.handle(bad, ports({1: [10]}), POLICY)
+        handlers.handle(bad, ports({1: [10]}), POLICY)
+
+
+@pytest.mark.parametrize("payload", [
+    {"tweet_id": "007", "author_id": "1"},
+    {"tweet_id": "5", "author_id": "0"},
+    {"tweet_id": " 5", "author_id": "1"},
+])
+def test_ids_must_be_canonical_positive_decimals(payload):
+    bad = Event(event_id="e", type=events.TWEET_POSTED, payload=payload)
+    with pytest.raises(InvalidEvent):
+        handlers.handle(bad, ports({1: [10]}), POLICY)
+
+
+def test_an_event_fanout_has_no_handler_for_is_invalid():
+    registered = Event(event_id="e", type=events.USER_REGISTERED, payload={"user_id": "1"})
+    with pytest.raises(InvalidEvent):
+        handlers.handle(registered, ports(), POLICY)
+
+
+def test_the_celebrity_rule_is_the_shared_one():
+    from common import rules
+
+    for count in (0, 99, 100, 101):
+        assert POLICY.is_celebrity(count) == rules.is_celebrity(count, 100)

@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 
 from common import events
 from common.events import Event
-from fanout.domain import FollowerPage, Policy, Ports, Refused, Unavailable
-from fanout.processing import Outcome, RecordProcessor
+from fanout.domain.errors import Refused, Unavailable, UnexpectedAnswer
+from fanout.domain.model import FollowerPage, Policy
+from fanout.service_layer.ports import Ports
+from fanout.service_layer.records import Outcome, RecordProcessor
 
 POLICY = Policy(celebrity_threshold=100, backfill_limit=10)
 
@@ -67,10 +69,9 @@ def posted(tweet_id: int = 500) -> bytes:
 
 
 def processor(followers=None, timelines=None, dlq=None, attempts=3):
-    ports = Ports(followers=followers or Followers(), timelines=timelines or Timelines(),
-                  tweets=None)
-    return RecordProcessor(ports, POLICY, dlq or DeadLetters(), attempts=attempts,
-                           sleep=lambda _s: None)
+    ports = Ports(followers=followers or Followers(), home_timelines=timelines or Timelines(),
+                  tweets=None, dead_letters=dlq or DeadLetters())
+    return RecordProcessor(ports, POLICY, attempts=attempts, sleep=lambda _s: None)
 
 
 def test_a_valid_event_is_processed():
@@ -146,3 +147,13 @@ def test_redis_being_down_is_retried_later_and_never_dead_lettered():
 def test_a_poison_message_is_retried_later_when_the_dead_letter_topic_is_down():
     outcome = processor(dlq=DeadLetters(down=True)).process(Record(b"garbage"))
     assert outcome is Outcome.RETRY_LATER
+
+
+def test_a_dependency_answering_garbage_is_dead_lettered_after_bounded_retries():
+    """Not an outage to wait out forever: tried `attempts` times, then dead-lettered."""
+    dlq = DeadLetters()
+    followers = Followers(*[UnexpectedAnswer("users: answer is not JSON")] * 5)
+    outcome = processor(followers=followers, dlq=dlq, attempts=3).process(Record(posted()))
+    assert outcome is Outcome.DEAD_LETTERED
+    assert followers.calls == 3
+    assert isinstance(dlq.sent[0][1], UnexpectedAnswer) and dlq.sent[0][2] == 3

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 from kafka.structs import TopicPartition
 
-from fanout.processing import Outcome
-from fanout.worker import Worker
+from common import logs, resilience
+from fanout.entrypoints.worker import Worker
+from fanout.service_layer.records import Outcome
 
 TP0 = TopicPartition("test.tweets.v1", 0)
 TP1 = TopicPartition("test.tweets.v1", 1)
@@ -158,3 +159,57 @@ def test_partitions_of_one_poll_are_processed_in_parallel_each_in_order():
     assert [o for p, o in processor.seen if p == 1] == [1, 2]
     assert consumer.commits == [{TP0: 4, TP1: 2}]  # TP1 stops before the record to retry
     assert consumer.seeks == [(TP1, 2)] and TP1 in consumer.paused
+
+
+class Observing(ScriptedProcessor):
+    """Notes the deadline and the request id each record is processed under."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.left, self.request_ids = [], []
+
+    def process(self, record):
+        self.left.append(resilience.remaining())
+        self.request_ids.append(logs.request_id_var.get())
+        return super().process(record)
+
+
+def test_each_record_is_processed_under_its_own_deadline_and_request_id():
+    consumer = FakeConsumer({TP0: [Record(TP0.topic, 0, 5, headers=[("request_id", b"r-1")]),
+                                   Record(TP0.topic, 0, 6)]})
+    processor = Observing()
+    Worker(consumer, processor, ["t"], record_budget=2.0).run_once()
+    assert all(left is not None and 1.5 < left <= 2.0 for left in processor.left)
+    assert processor.request_ids == ["r-1", ""]
+    assert resilience.remaining() is None  # nothing outlives the record
+
+
+def test_without_a_budget_a_record_has_no_deadline():
+    consumer = FakeConsumer({TP0: records(TP0, 5)})
+    processor = Observing()
+    Worker(consumer, processor, ["t"]).run_once()
+    assert processor.left == [None]
+
+
+def test_bootstrap_returns_the_shared_service_shape_and_takes_overrides_by_name():
+    import pytest
+
+    from common import config as common_config
+    from common.service import Service
+    from fanout.bootstrap import bootstrap
+    from fanout.config import FanoutConfig
+    from fanout.entrypoints.worker import worker_for
+
+    cfg = FanoutConfig(stores=common_config.stores(), users_url="http://127.0.0.1:9",
+                       timeline_url="http://127.0.0.1:9")
+    fakes = {"followers": object(), "home_timelines": object(), "tweets": object(),
+             "dead_letters": object()}
+    service = bootstrap(cfg, **fakes)
+    assert isinstance(service, Service) and service.name == "fanout"
+    assert {name: getattr(service.ports, name) for name in fakes} == fakes
+    assert service.closers == [] and service.checks == {}  # it made nothing to close
+    worker = worker_for(service, FakeConsumer(), poll_timeout_ms=1, concurrency=1)
+    assert worker.processor.ports is service.ports
+    assert worker.record_budget == cfg.record_budget
+    with pytest.raises(TypeError, match="timelines"):
+        bootstrap(cfg, timelines=object())

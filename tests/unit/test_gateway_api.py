@@ -1,4 +1,5 @@
-"""The gateway's public routes with fake downstreams: validation, auth, routing."""
+"""The gateway's public routes with fake peers: validation, auth, routing, and one
+downstream call per request."""
 
 from __future__ import annotations
 
@@ -6,55 +7,80 @@ from pathlib import Path
 
 import pytest
 
-from common.problems import Problem
-from gateway.app import create_app
-from gateway.auth import TokenVerifier
+from common.client import Rejected
+from gateway.adapters.tokens import TokenVerifier
 from gateway.config import DownstreamConfig, GatewayConfig
-from gateway.downstream import Reply
-from unit._gateway_tokens import PUBLIC, TWEET, USER, bearer
+from gateway.domain.model import Principal, Result
+from gateway.entrypoints.app import create_app
+from unit._gateway_tokens import AUTHOR, PUBLIC, TWEET, USER, bearer
+
+
+def not_found(detail: str) -> Rejected:
+    return Rejected("users", 404, {"type": "about:blank", "title": "Not Found", "status": 404,
+                                   "detail": detail}, {})
 
 
 class FakeUsers:
     def __init__(self) -> None:
         self.calls: list[tuple] = []
 
-    def by_username(self, username):
-        self.calls.append(("by_username", username))
+    def profile(self, username):
+        self.calls.append(("profile", username))
         if username == "ghost":
-            raise Problem(404, "No such user.")
-        return Reply(200, USER, {"ETag": '"3"'})
+            raise not_found("No such user.")
+        return Result(USER, version='"3"')
 
-    def update(self, user_id, changes, if_match):
-        self.calls.append(("update", user_id, changes, if_match))
-        return Reply(200, {**USER, **changes}, {"ETag": '"4"'})
+    def update_profile(self, user_id, changes, version):
+        self.calls.append(("update_profile", user_id, changes, version))
+        return Result({**USER, **changes}, version='"4"')
 
     def follow(self, user_id, username):
         self.calls.append(("follow", user_id, username))
 
     def relations(self, username, which, limit, cursor):
         self.calls.append(("relations", username, which, limit, cursor))
-        return Reply(200, {"items": [USER], "next_cursor": None})
-
-    def authors(self, ids):
-        self.calls.append(("authors", list(ids)))
-        return {"5": USER}
+        return Result({"items": [USER], "next_cursor": None})
 
 
 class FakeTimeline:
+    """Answers as timeline does (tweets with their authors) and counts its calls."""
+
     def __init__(self) -> None:
         self.calls: list[tuple] = []
 
-    def post(self, user_id, text, key):
-        self.calls.append(("post", user_id, text, key))
-        return Reply(201, {**TWEET, "text": text})
+    def post(self, author, text, key):
+        self.calls.append(("post", author, text, key))
+        return Result({**TWEET, "text": text})
+
+    def tweet(self, tweet_id):
+        self.calls.append(("tweet", tweet_id))
+        return Result({**TWEET, "id": tweet_id})
 
     def home(self, user_id, limit, cursor):
         self.calls.append(("home", user_id, limit, cursor))
-        return Reply(200, {"items": [TWEET, {**TWEET, "id": "98"}], "next_cursor": "c1"})
+        bob = {"id": "6", "username": "bob", "display_name": "Bob"}
+        return Result({"items": [TWEET, {**TWEET, "id": "98", "author": bob}],
+                       "next_cursor": "c1"})
 
-    def by_author(self, author_id, limit, cursor):
-        self.calls.append(("by_author", author_id, limit, cursor))
-        return Reply(200, {"items": [TWEET], "next_cursor": None})
+    def user_tweets(self, username, limit, cursor):
+        self.calls.append(("user_tweets", username, limit, cursor))
+        if username == "ghost":
+            raise not_found("No such user.")
+        return Result({"items": [TWEET], "next_cursor": None})
+
+
+class UsersMustNotBeCalled:
+    """A users peer for requests that must not need users: any call fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"users.{name} was called")
+
+
+def config() -> GatewayConfig:
+    down = DownstreamConfig("x", "http://127.0.0.1:9", 0.1, 0.1, 1)
+    return GatewayConfig(users=down, timeline=down, jwt_public_key=PUBLIC,
+                         jwt_public_key_file=Path("/nonexistent"), jwt_leeway=0,
+                         retry_after=1)
 
 
 @pytest.fixture()
@@ -64,13 +90,18 @@ def fakes():
 
 @pytest.fixture()
 def client(fakes):
-    down = DownstreamConfig("x", "http://127.0.0.1:9", 0.1, 0.1, 1)
-    config = GatewayConfig(users=down, timeline=down, jwt_public_key=PUBLIC,
-                           jwt_public_key_file=Path("/nonexistent"), jwt_leeway=0,
-                           retry_after=1)
     users, timeline = fakes
-    app = create_app(config, users=users, timeline=timeline, tokens=TokenVerifier(PUBLIC))
+    app = create_app(config(), users=users, timeline=timeline, tokens=TokenVerifier(PUBLIC))
     return app.test_client()
+
+
+@pytest.fixture()
+def without_users():
+    """A client whose users peer fails the test if called, and the timeline peer."""
+    timeline = FakeTimeline()
+    app = create_app(config(), users=UsersMustNotBeCalled(), timeline=timeline,
+                     tokens=TokenVerifier(PUBLIC))
+    return app.test_client(), timeline
 
 
 def fields(resp) -> list[str]:
@@ -100,25 +131,60 @@ def test_the_default_limit_is_20(client, fakes) -> None:
     assert fakes[0].calls[-1] == ("relations", "ada", "following", 20, None)
 
 
-def test_a_home_timeline_page_gets_its_authors_in_one_batch(client, fakes) -> None:
-    resp = client.get("/api/v1/timeline", headers=bearer())
+# ------------------------------------------------------ reads: one call, none to users
+
+
+@pytest.mark.parametrize("path,auth,call", [
+    ("/api/v1/timeline", True, ("home", "5", 20, None)),
+    ("/api/v1/users/ada/tweets", False, ("user_tweets", "ada", 20, None)),
+    ("/api/v1/tweets/99", False, ("tweet", "99")),
+])
+def test_every_read_is_one_call_to_timeline_and_none_to_users(
+        without_users, path, auth, call) -> None:
+    client, timeline = without_users
+    resp = client.get(path, headers=bearer() if auth else {})
+    assert resp.status_code == 200
+    assert timeline.calls == [call]
     body = resp.get_json()
-    assert [t["author"]["username"] for t in body["items"]] == ["ada", "ada"]
+    for tweet in body.get("items", [body]):
+        assert tweet["author"]["username"] in ("ada", "bob")
+
+
+def test_a_home_timeline_page_shows_each_tweets_own_author(client) -> None:
+    body = client.get("/api/v1/timeline", headers=bearer()).get_json()
+    assert [t["author"] for t in body["items"]] == [
+        AUTHOR, {"id": "6", "username": "bob", "display_name": "Bob"}]
     assert body["next_cursor"] == "c1"
-    assert [c for c in fakes[0].calls if c[0] == "authors"] == [("authors", ["5"])]
 
 
-def test_an_authors_tweets_need_no_batch_call(client, fakes) -> None:
-    resp = client.get("/api/v1/users/ada/tweets")
-    assert resp.get_json()["items"][0]["author"] == {"id": "5", "username": "ada",
-                                                     "display_name": "Ada"}
-    assert not [c for c in fakes[0].calls if c[0] == "authors"]
+def test_a_tweet_shows_the_public_fields_only(client) -> None:
+    body = client.get("/api/v1/tweets/99").get_json()
+    assert body == {"id": "99", "author": AUTHOR, "text": "hello",
+                    "created_at": "2026-01-01T00:00:00Z"}
 
 
-def test_a_downstream_problem_passes_through(client) -> None:
+def test_an_author_timeline_does_not_know_yet_shows_with_empty_names(client, fakes) -> None:
+    fakes[1].tweet = lambda tweet_id: Result(
+        {**TWEET, "author": {"id": "7", "username": None, "display_name": None}})
+    assert client.get("/api/v1/tweets/99").get_json()["author"] == {
+        "id": "7", "username": "", "display_name": ""}
+
+
+def test_an_unknown_username_is_timelines_404_passed_through(client) -> None:
     resp = client.get("/api/v1/users/ghost/tweets")
     assert resp.status_code == 404
     assert resp.get_json()["detail"] == "No such user."
+
+
+def test_a_degraded_read_keeps_its_marker(client, fakes) -> None:
+    fakes[1].home = lambda *_: Result({"items": [], "next_cursor": None},
+                                      degraded="home-timeline-rebuilt")
+    resp = client.get("/api/v1/timeline", headers=bearer())
+    assert resp.status_code == 200
+    assert resp.headers["Murmur-Degraded"] == "home-timeline-rebuilt"
+
+
+# --------------------------------------------------------------------------- posting
 
 
 def test_a_protected_route_answers_401_before_validating_the_body(client) -> None:
@@ -127,12 +193,13 @@ def test_a_protected_route_answers_401_before_validating_the_body(client) -> Non
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_a_post_carries_the_user_and_idempotency_key(client, fakes) -> None:
+def test_a_post_names_its_author_from_the_token_and_never_calls_users(without_users) -> None:
+    client, timeline = without_users
     resp = client.post("/api/v1/tweets", json={"text": "hello"},
                        headers={**bearer(), "Idempotency-Key": "k-1"})
     assert resp.status_code == 201
-    assert resp.get_json()["author"]["username"] == "ada"
-    assert fakes[1].calls == [("post", "5", "hello", "k-1")]
+    assert resp.get_json()["author"] == AUTHOR
+    assert timeline.calls == [("post", Principal("5", "ada"), "hello", "k-1")]
 
 
 @pytest.mark.parametrize("body,field", [({"text": ""}, "text"), ({"text": "x" * 281}, "text"),
@@ -143,12 +210,22 @@ def test_an_invalid_tweet_is_a_422_naming_the_field(client, body, field) -> None
     assert field in fields(resp)
 
 
+# ------------------------------------------------------------------ accounts and graph
+
+
+def test_a_profile_carries_its_version_as_etag(client) -> None:
+    resp = client.get("/api/v1/users/ada")
+    assert resp.status_code == 200
+    assert resp.headers["ETag"] == '"3"'
+    assert resp.get_json() == USER
+
+
 def test_patch_me_forwards_if_match_and_returns_the_new_etag(client, fakes) -> None:
     resp = client.patch("/api/v1/users/me", json={"bio": "hi"},
                         headers={**bearer(), "If-Match": '"3"'})
     assert resp.status_code == 200
     assert resp.headers["ETag"] == '"4"'
-    assert fakes[0].calls == [("update", "5", {"bio": "hi"}, '"3"')]
+    assert fakes[0].calls == [("update_profile", "5", {"bio": "hi"}, '"3"')]
 
 
 def test_following_acts_as_the_token_holder(client, fakes) -> None:
@@ -183,3 +260,21 @@ def test_the_document_declares_every_public_route(client) -> None:
         for op in item.values():
             problem = op["responses"]["422"]["content"]["application/problem+json"]
             assert problem["schema"]["$ref"].endswith("/ProblemDetails")
+
+
+def test_bootstrap_returns_the_shared_service_shape_and_takes_overrides_by_name() -> None:
+    from common.service import Service
+    from gateway.bootstrap import bootstrap
+
+    users, timeline, tokens = FakeUsers(), FakeTimeline(), TokenVerifier(PUBLIC)
+    service = bootstrap(config(), users=users, timeline=timeline, tokens=tokens)
+    assert isinstance(service, Service) and service.name == "gateway"
+    assert (service.ports.users, service.ports.timeline, service.ports.tokens) == (
+        users, timeline, tokens)
+    assert service.closers == []  # nothing made, nothing to close
+    assert service.checks["jwt_public_key"]() == PUBLIC
+    made = bootstrap(config(), tokens=tokens)
+    assert len(made.closers) == 2  # the users and timeline clients it made
+    made.close()
+    with pytest.raises(TypeError, match="directory"):
+        bootstrap(config(), directory=object())

@@ -1,24 +1,27 @@
 """The gateway's resilience, seen from its public API: its own deadline per request, fast 503s
-for a dependency that is down, degraded answers passed on, and which calls may be retried."""
+for a dependency that is down, peers' refusals passed on, reads that survive users being
+down, and which calls may be retried."""
 
 from __future__ import annotations
 
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 from prometheus_client import REGISTRY
 
 from common import resilience
+from common.client import HttpClient
 from gateway.adapters.timeline import TimelineClient
+from gateway.adapters.tokens import TokenVerifier
 from gateway.adapters.users import UsersClient
-from gateway.app import create_app
-from gateway.auth import TokenVerifier
 from gateway.config import DownstreamConfig, GatewayConfig
-from gateway.downstream import IDEMPOTENT_METHODS, Reply
-from unit._gateway_tokens import PUBLIC, TWEET, USER, bearer
+from gateway.domain.model import Principal, Result
+from gateway.entrypoints.app import create_app
+from unit._fake_peer import Answer, FakeService, running_service
+from unit._gateway_tokens import AUTHOR, PUBLIC, TWEET, USER, bearer
 
 BUDGET = 2.0
 
@@ -35,8 +38,16 @@ def closed_url() -> str:
         return f"http://127.0.0.1:{listener.getsockname()[1]}"
 
 
-def gateway_config(url: str, budget: float = BUDGET, **settings: Any) -> GatewayConfig:
-    down = {name: DownstreamConfig(name, url, 0.2, 0.2, 2, retry_base=0.001, **settings)
+@pytest.fixture
+def peer() -> Iterator[FakeService]:
+    with running_service() as server:
+        yield server
+
+
+def gateway_config(url: str, budget: float = BUDGET, timeline_url: str | None = None,
+                   **settings: Any) -> GatewayConfig:
+    urls = {"users": url, "timeline": timeline_url or url}
+    down = {name: DownstreamConfig(name, urls[name], 0.2, 0.2, 2, retry_base=0.001, **settings)
             for name in ("users", "timeline")}
     return GatewayConfig(users=down["users"], timeline=down["timeline"], jwt_public_key=PUBLIC,
                          jwt_public_key_file=Path("/nonexistent"), jwt_leeway=0, retry_after=1,
@@ -44,27 +55,14 @@ def gateway_config(url: str, budget: float = BUDGET, **settings: Any) -> Gateway
 
 
 class BudgetProbe:
-    """A users client that notes how much of the request's budget is left when called."""
+    """A users peer that notes how much of the request's budget is left when called."""
 
     def __init__(self) -> None:
         self.left: list[float | None] = []
 
-    def by_username(self, username: str) -> Reply:
+    def profile(self, username: str) -> Result:
         self.left.append(resilience.remaining())
-        return Reply(200, USER, {"ETag": '"1"'})
-
-
-class DegradedTimeline:
-    """A timeline answering from its fallback."""
-
-    def home(self, user_id: str, limit: int, cursor: str | None) -> Reply:
-        return Reply(200, {"items": [TWEET], "next_cursor": None},
-                     {"Murmur-Degraded": "home-cache"})
-
-
-class Directory:
-    def authors(self, ids):
-        return {"5": USER}
+        return Result(USER, version='"1"')
 
 
 def probe_client(closed_url: str) -> tuple[Any, BudgetProbe]:
@@ -93,14 +91,14 @@ def test_every_request_gets_the_configured_budget(closed_url) -> None:
     assert left is not None and BUDGET - 0.5 < left <= BUDGET
 
 
-def test_a_request_out_of_time_answers_503_problem_json_without_calling(closed_url) -> None:
-    app = create_app(gateway_config(closed_url, budget=0.0), tokens=TokenVerifier(PUBLIC))
+def test_a_request_out_of_time_answers_503_problem_json_without_calling(peer) -> None:
+    app = create_app(gateway_config(peer.url, budget=0.0), tokens=TokenVerifier(PUBLIC))
     resp = app.test_client().get("/api/v1/users/ada")
     assert resp.status_code == 503
     assert resp.mimetype == "application/problem+json"
     assert resp.headers["Retry-After"] == "1"
-    # Refused for lack of time, not after trying the (unreachable) service.
     assert "time budget" in resp.get_json()["detail"]
+    assert peer.received == []
 
 
 # ------------------------------------------------------------------ dependencies down
@@ -108,7 +106,7 @@ def test_a_request_out_of_time_answers_503_problem_json_without_calling(closed_u
 
 def test_a_dependency_down_answers_503_problem_json_then_fails_fast(closed_url) -> None:
     app = create_app(gateway_config(closed_url, fail_max=2, reset_timeout=30),
-                     users=Directory(), tokens=TokenVerifier(PUBLIC))
+                     tokens=TokenVerifier(PUBLIC))
     client = app.test_client()
     answers = []
     for _ in range(6):
@@ -126,28 +124,111 @@ def test_a_dependency_down_answers_503_problem_json_then_fails_fast(closed_url) 
     assert max(elapsed for _, elapsed in answers[-3:]) < 0.1
 
 
-def test_a_degraded_home_timeline_keeps_its_marker(closed_url) -> None:
-    app = create_app(gateway_config(closed_url), users=Directory(), timeline=DegradedTimeline(),
+def test_a_peers_refusal_passes_through_unchanged(peer) -> None:
+    body = {"type": "about:blank", "title": "Precondition Failed", "status": 412,
+            "detail": "The profile has changed.", "errors": [{"field": "If-Match",
+                                                              "message": "stale"}]}
+    peer.answer = Answer(412, body, {"ETag": '"4"', "Server-Timing": "db;dur=1",
+                                     "Content-Type": "application/problem+json"})
+    app = create_app(gateway_config(peer.url), tokens=TokenVerifier(PUBLIC))
+    resp = app.test_client().patch("/api/v1/users/me", json={"bio": "x"},
+                                   headers={**bearer(), "If-Match": '"3"'})
+    assert resp.status_code == 412
+    assert resp.mimetype == "application/problem+json"
+    assert resp.get_json() == body
+    assert resp.headers["ETag"] == '"4"' and "Server-Timing" not in resp.headers
+
+
+def test_a_deliberate_503_of_a_peer_is_passed_on_with_its_retry_after(peer) -> None:
+    peer.answer = Answer(503, {"status": 503, "title": "Service Unavailable",
+                               "detail": "Postgres is down."},
+                         {"Retry-After": "4", "Content-Type": "application/problem+json"})
+    app = create_app(gateway_config(peer.url, fail_max=1), tokens=TokenVerifier(PUBLIC))
+    client = app.test_client()
+    for _ in range(3):
+        resp = client.get("/api/v1/users/ada")
+        assert resp.status_code == 503 and resp.headers["Retry-After"] == "4"
+        assert resp.get_json()["detail"] == "Postgres is down."
+    assert len(peer.received) == 3  # neither retried nor refused by an open breaker
+
+
+def test_a_peer_answering_garbage_is_a_503_not_a_500(peer) -> None:
+    peer.answer = Answer(200, raw=b"<html>proxy error</html>",
+                         headers={"Content-Type": "text/html"})
+    app = create_app(gateway_config(peer.url), tokens=TokenVerifier(PUBLIC))
+    resp = app.test_client().get("/api/v1/tweets/99")
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"] == "1"
+    assert resp.get_json()["detail"] == "The timeline service is unavailable."
+    assert len(peer.received) == 1  # a GET, yet not retried: the answer would be the same
+
+
+def test_reads_and_posts_answer_with_authors_while_users_is_down(closed_url, peer) -> None:
+    """Timeline answers tweets with their authors itself: users down changes nothing."""
+    app = create_app(gateway_config(closed_url, timeline_url=peer.url),
                      tokens=TokenVerifier(PUBLIC))
-    resp = app.test_client().get("/api/v1/timeline", headers=bearer())
-    assert resp.status_code == 200
-    assert resp.headers["Murmur-Degraded"] == "home-cache"
+    client = app.test_client()
+    users_calls_before = users_calls()
+    page = {"items": [TWEET], "next_cursor": None}
+    for path, auth, body in (("/api/v1/timeline", True, page),
+                             ("/api/v1/users/ada/tweets", False, page),
+                             ("/api/v1/tweets/99", False, TWEET)):
+        peer.answer = Answer(200, body)
+        resp = client.get(path, headers=bearer() if auth else {})
+        assert resp.status_code == 200, path
+        shown = resp.get_json()
+        assert [t["author"] for t in shown.get("items", [shown])] == [AUTHOR]
+    peer.answer = Answer(201, TWEET)
+    resp = client.post("/api/v1/tweets", json={"text": "hello"}, headers=bearer())
+    assert resp.status_code == 201 and resp.get_json()["author"] == AUTHOR
+    assert users_calls() == users_calls_before  # users was not even tried
+
+
+def users_calls() -> float:
+    """Calls to users this process has made, whatever their method and outcome."""
+    return sum(sample.value for metric in REGISTRY.collect()
+               if metric.name == "murmur_downstream_request_duration_seconds"
+               for sample in metric.samples
+               if sample.name.endswith("_count") and sample.labels["downstream"] == "users")
+
+
+# ---------------------------------------------------------- what travels to timeline
+
+
+def test_the_timeline_peer_is_called_as_documented(peer) -> None:
+    timeline = TimelineClient(HttpClient(gateway_config(peer.url).timeline))
+    peer.answer = Answer(201, TWEET)
+    timeline.post(Principal("5", "ada"), "hello", "k-1")
+    peer.answer = Answer(200, {"items": [], "next_cursor": None})
+    timeline.user_tweets("ada", 20, "c1")
+    timeline.home("5", 10, None)
+    posted, by_name, home = peer.received
+    assert (posted.method, posted.path) == ("POST", "/tweets")
+    assert posted.headers["X-User-Id"] == "5" and posted.headers["Murmur-Username"] == "ada"
+    assert posted.headers["Idempotency-Key"] == "k-1"
+    assert (by_name.method, by_name.path) == ("GET",
+                                             "/authors/by-username/ada/tweets?limit=20&cursor=c1")
+    assert "X-User-Id" not in by_name.headers
+    assert (home.path, home.headers["X-User-Id"]) == ("/timeline?limit=10", "5")
+    timeline.close()
 
 
 # ---------------------------------------------------------------- what may be retried
 
 
 class RecordingHttp:
-    """A Downstream stand-in noting whether each call would be retried."""
+    """An HttpClient stand-in noting whether each call would be retried."""
 
     def __init__(self) -> None:
         self.retried: dict[str, bool] = {}
 
     def call(self, method: str, path: str, *, idempotent: bool | None = None,
-             **_: Any) -> Reply:
-        self.retried[f"{method} {path}"] = (method in IDEMPOTENT_METHODS
-                                            if idempotent is None else idempotent)
-        return Reply(200, {})
+             **_: Any) -> Any:
+        from common.client import IDEMPOTENT_METHODS, Reply
+
+        self.retried[f"{method} {path.split('?')[0]}"] = (
+            method in IDEMPOTENT_METHODS if idempotent is None else idempotent)
+        return Reply("peer", 200, {})
 
 
 def test_only_idempotent_calls_are_retried() -> None:
@@ -155,67 +236,20 @@ def test_only_idempotent_calls_are_retried() -> None:
     users, timeline = UsersClient(http), TimelineClient(http)  # type: ignore[arg-type]
     users.register({})
     users.open_session({})
-    users.by_username("ada")
-    users.update("5", {}, '"1"')
+    users.profile("ada")
+    users.update_profile("5", {}, '"1"')
     users.follow("5", "bob")
     users.unfollow("5", "bob")
-    users.authors(["7"])
-    timeline.post("5", "no key", None)
+    timeline.post(Principal("5", "ada"), "no key", None)
     timeline.delete("5", "99")
     timeline.home("5", 20, None)
+    timeline.user_tweets("ada", 20, None)
     assert http.retried == {
         "POST /users": False, "POST /sessions": False, "GET /users/ada": True,
         "PATCH /users/5": False, "PUT /users/5/following/bob": True,
-        "DELETE /users/5/following/bob": True, "POST /internal/users/batch": True,
-        "POST /tweets": False, "DELETE /tweets/99": True, "GET /timeline": True,
+        "DELETE /users/5/following/bob": True, "POST /tweets": False,
+        "DELETE /tweets/99": True, "GET /timeline": True,
+        "GET /authors/by-username/ada/tweets": True,
     }
-    timeline.post("5", "with a key", "key-1")
+    timeline.post(Principal("5", "ada"), "with a key", "key-1")
     assert http.retried["POST /tweets"] is True
-
-
-def test_a_deliberate_503_from_a_service_is_passed_on_without_tripping_or_retrying():
-    """users answering 503 + Retry-After (its Postgres is down) is healthy: pass it on."""
-    import json as jsonlib
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from common.problems import Problem
-    from gateway.config import DownstreamConfig
-    from gateway.downstream import Downstream
-
-    hits = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's naming
-            hits.append(self.path)
-            body = jsonlib.dumps({"type": "about:blank", "title": "Service Unavailable",
-                                  "status": 503, "detail": "Postgres is down."}).encode()
-            self.send_response(503)
-            self.send_header("Content-Type", "application/problem+json")
-            self.send_header("Retry-After", "4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        cfg = DownstreamConfig(name="users-deliberate",
-                               base_url=f"http://127.0.0.1:{server.server_port}",
-                               connect_timeout=0.5, read_timeout=1.0, pool_size=2,
-                               fail_max=2)
-        client = Downstream(cfg)
-        for _ in range(5):
-            try:
-                client.call("GET", "/users/ada")
-            except Problem as problem:
-                assert problem.status == 503 and problem.headers["Retry-After"] == "4"
-            else:
-                raise AssertionError("a 503 must be raised as a Problem")
-        assert len(hits) == 5, "retried, or refused by an open breaker"
-        assert not client.breaker.is_open
-    finally:
-        server.shutdown()

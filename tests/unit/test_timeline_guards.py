@@ -10,20 +10,32 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
 import pytest
+import redis
+import requests
+from cassandra import InvalidRequest, OperationTimedOut, Unavailable
+from cassandra.cluster import NoHostAvailable
+from redis._parsers.base import BaseParser
 
+from common.client import peer_breaker
 from common import resilience
-from timeline.adapters import users_client
-from timeline.adapters.guard import Guard, transient_breaker
-from timeline.domain import DependencyUnavailable
+from timeline import bootstrap
+from timeline import config as timeline_config
+from timeline.adapters import cassandra_store, redis_store, users_client
+from timeline.adapters.guard import Guard, outage_breaker
+from timeline.domain.errors import DependencyUnavailable
 
 
 class Down(Exception):
-    """A transient failure of a fake dependency."""
+    """An outage of a fake dependency."""
+
+
+def is_down(exc: BaseException) -> bool:
+    return isinstance(exc, Down)
 
 
 def fresh_breaker(fail_max: int = 3, reset_timeout: float = 60.0) -> resilience.Breaker:
-    return transient_breaker(f"test-{uuid.uuid4().hex[:8]}", (Down,), fail_max=fail_max,
-                             reset_timeout=reset_timeout)
+    return outage_breaker(f"test-{uuid.uuid4().hex[:8]}", is_down, fail_max=fail_max,
+                          reset_timeout=reset_timeout)
 
 
 def failing(exc: BaseException):
@@ -33,7 +45,7 @@ def failing(exc: BaseException):
 
 
 def test_transient_failures_open_the_breaker_and_then_fail_fast():
-    guard = Guard("store", (Down,), fresh_breaker(fail_max=3))
+    guard = Guard("store", is_down, fresh_breaker(fail_max=3))
     for _ in range(3):
         with pytest.raises(DependencyUnavailable):
             guard.call(failing(Down("timeout")))
@@ -43,12 +55,12 @@ def test_transient_failures_open_the_breaker_and_then_fail_fast():
         guard.call(lambda: calls.append(1))
     assert time.perf_counter() - started < 0.01
     assert calls == []  # refused without being tried
-    assert 55 <= caught.value.retry_after <= 60
+    assert 55 <= caught.value.retry_in <= 60
 
 
 def test_errors_that_are_answers_never_open_the_breaker():
     breaker = fresh_breaker(fail_max=2)
-    guard = Guard("store", (Down,), breaker)
+    guard = Guard("store", is_down, breaker)
     for _ in range(5):
         with pytest.raises(KeyError):
             guard.call(failing(KeyError("not found")))
@@ -57,7 +69,7 @@ def test_errors_that_are_answers_never_open_the_breaker():
 
 def test_a_passed_deadline_neither_opens_nor_closes_the_breaker():
     breaker = fresh_breaker(fail_max=2)
-    guard = Guard("store", (Down,), breaker)
+    guard = Guard("store", is_down, breaker)
     with pytest.raises(DependencyUnavailable):
         guard.call(failing(Down("slow")))
     for _ in range(3):
@@ -70,7 +82,7 @@ def test_a_passed_deadline_neither_opens_nor_closes_the_breaker():
 
 def test_a_half_open_trial_that_succeeds_closes_the_breaker():
     breaker = fresh_breaker(fail_max=1, reset_timeout=0.05)
-    guard = Guard("store", (Down,), breaker)
+    guard = Guard("store", is_down, breaker)
     with pytest.raises(DependencyUnavailable):
         guard.call(failing(Down("slow")))
     assert breaker.is_open
@@ -82,7 +94,7 @@ def test_a_half_open_trial_that_succeeds_closes_the_breaker():
 
 
 def test_reads_are_retried_on_transient_errors_and_counted():
-    guard = Guard("store", (Down,), fresh_breaker(), read_attempts=3)
+    guard = Guard("store", is_down, fresh_breaker(), read_attempts=3)
     attempts = []
 
     def flaky():
@@ -98,7 +110,7 @@ def test_reads_are_retried_on_transient_errors_and_counted():
 
 
 def test_reads_are_not_retried_past_the_deadline():
-    guard = Guard("store", (Down,), fresh_breaker(fail_max=100), read_attempts=50)
+    guard = Guard("store", is_down, fresh_breaker(fail_max=100), read_attempts=50)
     attempts = []
 
     def slow_failure():
@@ -121,7 +133,8 @@ def test_reads_are_retried_only_on_the_chosen_errors():
     class TooSlow(Down):
         pass
 
-    guard = Guard("store", (Down,), fresh_breaker(), read_attempts=3, retry_on=(ConnectionError,))
+    guard = Guard("store", is_down, fresh_breaker(), read_attempts=3,
+                  retry_on=lambda exc: isinstance(exc, ConnectionError))
     attempts = []
 
     def slow():
@@ -134,7 +147,7 @@ def test_reads_are_retried_only_on_the_chosen_errors():
 
 
 def test_other_errors_are_not_retried():
-    guard = Guard("store", (Down,), fresh_breaker(), read_attempts=3)
+    guard = Guard("store", is_down, fresh_breaker(), read_attempts=3)
     attempts = []
 
     def bug():
@@ -146,6 +159,111 @@ def test_other_errors_are_not_retried():
     assert attempts == [1]
 
 
+def test_a_guard_takes_a_kind_of_store_or_a_test_never_a_tuple_of_classes():
+    assert Guard("store", "redis").is_outage(redis.TimeoutError("slow"))
+    assert Guard("store", is_down).is_outage(Down())
+    for wrong in [(Down,), Down]:  # a class is callable, and an instance of it is "true"
+        with pytest.raises(TypeError):
+            Guard("store", wrong)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown kind of store 'mongo'"):
+        Guard("store", "mongo")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------- the process's guards
+
+
+def redis_reply(message: str) -> redis.RedisError:
+    """The exception redis-py raises for an error reply `message` from the server."""
+    return BaseParser.__new__(BaseParser).parse_error(message)
+
+
+class FailingRedis:
+    """A redis-py client whose MGET fails with `exc`."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc, self.calls = exc, 0
+
+    def mget(self, keys):
+        self.calls += 1
+        raise self.exc
+
+
+@pytest.fixture
+def breakers() -> dict[str, resilience.Breaker]:
+    """The breakers the timeline's bootstrap makes (fail_max 5 for each, by default)."""
+    cfg = timeline_config.load()
+    assert cfg.redis_breaker_fail_max == cfg.cassandra_breaker_fail_max == 5
+    return bootstrap.breakers(cfg)
+
+
+@pytest.mark.parametrize("reply", ["OOM command not allowed when used memory > 'maxmemory'.",
+                                   "BUSY Redis is busy running a script.",
+                                   "MASTERDOWN Link with MASTER is down",
+                                   "READONLY You can't write against a read only replica."])
+def test_a_redis_that_cannot_take_commands_now_is_an_outage_and_opens_its_breaker(breakers,
+                                                                                   reply):
+    client = FailingRedis(redis_reply(reply))
+    cache = redis_store.RedisTweetCache(client, ttl=60,
+                                        guarded=redis_store.guard(breakers["redis"]))
+    for _ in range(5):
+        with pytest.raises(DependencyUnavailable):
+            cache.get_many([1])
+    assert breakers["redis"].is_open
+    with pytest.raises(DependencyUnavailable, match="circuit breaker open"):
+        cache.get_many([1])
+    assert client.calls == 5
+
+
+def test_a_wrong_redis_command_is_an_answer_not_an_outage(breakers):
+    client = FailingRedis(redis_reply("WRONGTYPE Operation against a key holding the wrong "
+                                      "kind of value"))
+    cache = redis_store.RedisTweetCache(client, ttl=60,
+                                        guarded=redis_store.guard(breakers["redis"]))
+    for _ in range(6):
+        with pytest.raises(redis.ResponseError):
+            cache.get_many([1])
+    assert not breakers["redis"].is_open and client.calls == 6
+
+
+def cassandra_session(breakers, rows) -> cassandra_store.CassandraSession:
+    """A session whose every statement answers `rows()` (which may raise)."""
+    session = cassandra_store.CassandraSession(timeline_config.load().stores,
+                                               breaker=breakers["cassandra"], read_attempts=3)
+    session._rows = lambda statement, params: rows()
+    return session
+
+
+def failing_then(attempts: list, *errors: BaseException):
+    def rows():
+        attempts.append(1)
+        if len(attempts) <= len(errors):
+            raise errors[len(attempts) - 1]
+        return ["row"]
+    return rows
+
+
+def test_cassandra_reads_are_retried_on_outages_but_our_own_timeout(breakers):
+    attempts: list = []
+    session = cassandra_session(breakers, failing_then(
+        attempts, NoHostAvailable("no host", {}), Unavailable("not enough replicas")))
+    assert session.read("SELECT") == ["row"] and len(attempts) == 3
+    attempts.clear()
+    session = cassandra_session(breakers, failing_then(attempts, OperationTimedOut("slow")))
+    with pytest.raises(DependencyUnavailable, match="OperationTimedOut"):
+        session.read("SELECT")
+    assert attempts == [1]
+
+
+def test_an_invalid_cassandra_query_is_neither_retried_nor_held_against_cassandra(breakers):
+    attempts: list = []
+    session = cassandra_session(breakers, failing_then(
+        attempts, *[InvalidRequest("unconfigured table tweets")] * 10))
+    for _ in range(6):
+        with pytest.raises(InvalidRequest):
+            session.read("SELECT")
+    assert len(attempts) == 6 and not breakers["cassandra"].is_open
+
+
 # ------------------------------------------------------------------------- users client
 
 
@@ -155,12 +273,14 @@ class FakeUsers(BaseHTTPRequestHandler):
     script: list[int] = []
     seen: list[dict[str, str]] = []
     delay: float = 0.0
+    body: bytes | None = None  # instead of the usual answer, e.g. a proxy's error page
 
     def do_GET(self):  # noqa: N802 - http.server's naming
         FakeUsers.seen.append({"path": self.path, **dict(self.headers)})
         status = FakeUsers.script.pop(0) if FakeUsers.script else 200
         time.sleep(FakeUsers.delay)
-        body = json.dumps({"ids": ["3", "5"]} if status == 200 else {"title": "x"}).encode()
+        body = FakeUsers.body or json.dumps(
+            {"ids": ["3", "5"]} if status == 200 else {"title": "x"}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -178,7 +298,7 @@ class QuietServer(ThreadingHTTPServer):
 
 @pytest.fixture
 def users_url() -> Iterator[str]:
-    FakeUsers.script, FakeUsers.seen, FakeUsers.delay = [], [], 0.0
+    FakeUsers.script, FakeUsers.seen, FakeUsers.delay, FakeUsers.body = [], [], 0.0, None
     server = QuietServer(("127.0.0.1", 0), FakeUsers)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -189,8 +309,7 @@ def users_url() -> Iterator[str]:
 
 def users(url: str, fail_max: int = 5, attempts: int = 3,
           timeout: float = 1.0) -> users_client.UsersClient:
-    breaker = transient_breaker(f"users-{uuid.uuid4().hex[:8]}", users_client.TRANSIENT,
-                                fail_max=fail_max, reset_timeout=60)
+    breaker = peer_breaker(f"users-{uuid.uuid4().hex[:8]}", fail_max=fail_max, reset_timeout=60)
     return users_client.UsersClient(url, timeout, breaker=breaker, attempts=attempts)
 
 
@@ -217,7 +336,7 @@ def test_an_unknown_user_follows_nobody_and_does_not_trip_the_breaker(users_url)
     FakeUsers.script = [404, 404]
     assert client.followee_ids(7, 0, 10) == []
     assert client.followee_ids(7, 0, 10) == []
-    assert not client.guard.breaker.is_open
+    assert not client.breaker.is_open
 
 
 def test_a_users_outage_opens_the_breaker_and_then_fails_fast(users_url):
@@ -242,3 +361,45 @@ def test_the_users_client_never_waits_past_the_deadline(users_url):
         assert time.perf_counter() - started < 0.4
     finally:
         resilience.end_deadline(token)
+
+
+@pytest.mark.parametrize("body", [b"<html>bad gateway</html>", b'{"users": []}',
+                                  b'{"ids": ["x"]}', b'{"ids": 5}'])
+def test_a_malformed_answer_from_users_is_an_outage_not_an_error(users_url, body):
+    FakeUsers.body = body
+    with pytest.raises(DependencyUnavailable, match="malformed"):
+        users(users_url, attempts=1).followee_ids(7, 0, 10)
+
+
+def test_an_unreachable_users_is_an_outage_the_home_timeline_can_degrade_on():
+    client = users("http://127.0.0.1:9", attempts=2, timeout=0.2)
+    started = time.perf_counter()
+    with pytest.raises(DependencyUnavailable):
+        client.followee_ids(7, 2000, 10)
+    assert time.perf_counter() - started < 2
+
+
+def test_a_4xx_answer_from_users_never_trips_the_breaker(users_url):
+    client = users(users_url, fail_max=1, attempts=1)
+    FakeUsers.script = [400, 422, 409]
+    for _ in range(3):
+        with pytest.raises(DependencyUnavailable, match="answered 4"):
+            client.followee_ids(7, 0, 10)
+    assert not client.breaker.is_open
+
+
+def test_the_celebrity_cache_falls_through_to_users_while_redis_cannot_take_writes():
+    class ReadOnlyRedis:
+        def get(self, name):
+            return None
+
+        def set(self, *args, **kwargs):
+            raise redis_reply("READONLY You can't write against a read only replica.")
+
+    class Users:
+        def followee_ids(self, user_id, min_followers, limit):
+            return [3, 5]
+
+    cached = users_client.CachedCelebrityFollowees(Users(), ReadOnlyRedis(), threshold=1000,
+                                                   ttl=60, limit=10)
+    assert cached.celebrities(7) == [3, 5]

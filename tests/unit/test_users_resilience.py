@@ -13,12 +13,15 @@ from prometheus_client import REGISTRY
 from psycopg import errors
 from psycopg_pool import PoolTimeout
 
+from redis._parsers.base import BaseParser
+
 from common import resilience
-from common.resilience import Breaker, DeadlineExceeded
-from users.adapters.postgres import PostgresUsers, is_outage
-from users.adapters.redis_cache import RedisProfileCache, dump, profile_key
-from users.adapters.redis_cache import is_outage as is_redis_outage
-from users.domain import DatabaseUnavailable, User, UsernameTaken
+from common.resilience import DeadlineExceeded
+from users.adapters.postgres import PostgresUsers, postgres_breaker
+from users.adapters.redis_cache import RedisProfileCache, dump, profile_key, redis_breaker
+from users.domain.errors import StoreUnavailable, UsernameTaken
+from users.domain.events import UserRegistered
+from users.domain.model import User
 
 
 class FakeConnection:
@@ -32,6 +35,10 @@ class FakeConnection:
 
     def cursor(self, row_factory=None):
         return self
+
+    @contextmanager
+    def transaction(self):
+        yield self
 
     def fetchone(self):
         return self.result
@@ -60,10 +67,9 @@ class FakePool:
 
 
 def repo(pool: FakePool, fail_max: int = 3, reset_timeout: float = 30.0) -> PostgresUsers:
-    breaker = Breaker(f"postgres-test-{time.monotonic_ns()}", fail_max=fail_max,
-                      reset_timeout=reset_timeout, exclude=[lambda exc: not is_outage(exc)],
-                      ignore=[DeadlineExceeded])
-    return PostgresUsers(pool, "test.follows.v1", breaker=breaker)
+    """The adapter with the breaker the bootstrap gives it (a new one per repository)."""
+    breaker = postgres_breaker(fail_max=fail_max, reset_timeout=reset_timeout)
+    return PostgresUsers(pool, "test.follows.v1", users_topic="test.users.v1", breaker=breaker)
 
 
 @contextmanager
@@ -75,31 +81,49 @@ def deadline(seconds: float):
         resilience.end_deadline(token)
 
 
-def test_outages_are_told_apart_from_statements_postgres_refused():
-    assert is_outage(psycopg.OperationalError("connection refused"))
-    assert is_outage(PoolTimeout("no connection in 2 s"))
-    assert is_outage(errors.QueryCanceled("statement timeout"))
-    assert not is_outage(errors.UniqueViolation("taken"))
-    assert not is_outage(errors.DeadlockDetected("deadlock"))
-    assert not is_outage(ValueError("a bug"))
+@pytest.mark.parametrize("outage", [psycopg.OperationalError("connection refused"),
+                                    psycopg.InterfaceError("the connection is lost"),
+                                    errors.QueryCanceled("canceling statement due to timeout"),
+                                    errors.AdminShutdown("terminating connection")])
+def test_an_outage_is_a_store_unavailable_and_counts_against_the_database(outage):
+    users = repo(FakePool(result=outage), fail_max=2)
+    with pytest.raises(StoreUnavailable) as exc:
+        users.by_id(1)
+    assert exc.value.__cause__ is outage
+    with pytest.raises(StoreUnavailable):
+        users.by_id(1)
+    assert users.breaker.is_open
+
+
+@pytest.mark.parametrize("answer", [errors.DeadlockDetected("deadlock detected"),
+                                    errors.SerializationFailure("could not serialize access"),
+                                    errors.LockNotAvailable("could not obtain lock")])
+def test_a_lost_race_is_postgres_answering_not_an_outage(answer):
+    """Raised under OperationalError like an outage, but the database is fine: the error
+    leaves unchanged (no StoreUnavailable) and the breaker does not count it."""
+    users = repo(FakePool(result=answer), fail_max=1)
+    for _ in range(3):
+        with pytest.raises(type(answer)):
+            users.by_id(1)
+    assert not users.breaker.is_open and users.down_for() == 0
 
 
 def test_a_failing_database_is_a_503_and_opens_the_breaker_after_fail_max():
     pool = FakePool(refuse=psycopg.OperationalError("connection refused"))
     users = repo(pool, fail_max=3)
     for attempt in range(1, 4):
-        with pytest.raises(DatabaseUnavailable) as exc:
+        with pytest.raises(StoreUnavailable) as exc:
             users.by_id(1)
         # The third failure opens the breaker: from then on, retry when it half-opens.
-        assert exc.value.headers == {"Retry-After": "1" if attempt < 3 else "30"}
+        assert exc.value.retry_in == (1 if attempt < 3 else 30)
     assert users.breaker.is_open and users.down_for() == 30
     tried = len(pool.waits)
     started = time.perf_counter()
-    with pytest.raises(DatabaseUnavailable) as exc:
+    with pytest.raises(StoreUnavailable) as exc:
         users.by_id(1)
     elapsed = time.perf_counter() - started
     assert len(pool.waits) == tried, "an open breaker must not touch the pool"
-    assert exc.value.headers == {"Retry-After": "30"}
+    assert exc.value.retry_in == 30
     assert elapsed < 0.01
 
 
@@ -111,21 +135,21 @@ def test_a_refused_statement_does_not_count_against_the_database():
     assert not users.breaker.is_open and users.down_for() == 0
 
 
-def test_a_unique_username_violation_is_still_a_409():
+def test_a_unique_username_violation_is_a_taken_username():
     class Taken(errors.UniqueViolation):
         class diag:  # noqa: N801 - mimics psycopg's Diagnostic
             constraint_name = "users_username_key"
 
     users = repo(FakePool(result=Taken("duplicate key")), fail_max=1)
     with pytest.raises(UsernameTaken):
-        users.add(1, "alice", "Alice", "hash")
+        users.add(UserRegistered(1, "alice", "Alice", 1), "hash", {})
     assert not users.breaker.is_open
 
 
 def test_the_breaker_closes_again_after_a_successful_trial():
     pool = FakePool(refuse=psycopg.OperationalError("down"))
     users = repo(pool, fail_max=1, reset_timeout=0.05)
-    with pytest.raises(DatabaseUnavailable):
+    with pytest.raises(StoreUnavailable):
         users.by_id(1)
     assert users.breaker.is_open
     pool.refuse = None
@@ -207,15 +231,48 @@ def user(user_id: int) -> User:
                 following_count=0, version=1, created_at=datetime.now(timezone.utc))
 
 
-def test_redis_outages_are_told_apart_from_refused_commands():
-    assert is_redis_outage(redis.ConnectionError()) and is_redis_outage(redis.TimeoutError())
-    assert not is_redis_outage(redis.ResponseError("WRONGTYPE"))
+def redis_reply(message: str) -> redis.RedisError:
+    """The exception redis-py raises for an error reply `message` from the server."""
+    return BaseParser.__new__(BaseParser).parse_error(message)
+
+
+class ReplyingRedis:
+    """A redis-py client whose every read answers with the error reply `exc`."""
+
+    def __init__(self, exc: redis.RedisError) -> None:
+        self.exc, self.calls = exc, 0
+
+    def mget(self, _keys):
+        self.calls += 1
+        raise self.exc
+
+
+@pytest.mark.parametrize("reply", ["READONLY You can't write against a read only replica.",
+                                   "OOM command not allowed when used memory > 'maxmemory'.",
+                                   "BUSY Redis is busy running a script.",
+                                   "LOADING Redis is loading the dataset in memory"])
+def test_a_redis_that_cannot_take_commands_now_is_an_outage_of_the_cache(reply):
+    client = ReplyingRedis(redis_reply(reply))
+    cache = RedisProfileCache(client, ttl=60, breaker=redis_breaker(fail_max=2,
+                                                                    reset_timeout=30))
+    assert cache.get(1) is None and cache.get(2) is None  # misses
+    assert cache.breaker.is_open
+    assert cache.get(3) is None and client.calls == 2, "an open breaker skips Redis"
+
+
+def test_a_wrong_command_is_a_miss_that_does_not_count_against_redis():
+    client = ReplyingRedis(redis_reply("WRONGTYPE Operation against a key holding the wrong "
+                                       "kind of value"))
+    cache = RedisProfileCache(client, ttl=60, breaker=redis_breaker(fail_max=2,
+                                                                    reset_timeout=30))
+    for user_id in range(5):
+        assert cache.get(user_id) is None
+    assert not cache.breaker.is_open and client.calls == 5
 
 
 def test_a_down_cache_is_a_miss_and_once_its_breaker_opens_redis_is_skipped():
     client = DownRedis()
-    breaker = Breaker(f"redis-test-{time.monotonic_ns()}", fail_max=2, reset_timeout=30,
-                      exclude=[lambda exc: not is_redis_outage(exc)])
+    breaker = redis_breaker(fail_max=2, reset_timeout=30)
     cache = RedisProfileCache(client, ttl=60, breaker=breaker)
     assert cache.get(1) is None and cache.id_for("alice") is None
     assert breaker.is_open and client.calls == 2

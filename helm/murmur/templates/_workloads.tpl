@@ -3,7 +3,8 @@ The Deployment of one Murmur Python process. Every one of them serves /healthz, 
 /metrics on port 8000, reads the shared environment from the <fullname>-env ConfigMap and
 needs a writable /tmp. Arguments (dict):
   root        $
-  component   users | users-relay | timeline | timeline-relay | fanout | gateway
+  component   users | users-relay | timeline | timeline-relay | timeline-authors | fanout |
+              gateway
   values      the component's values (replicas, resources, probes, scheduling...)
   image       the image values it runs (a relay runs its service's image)
   args        list: the command given to the image's entrypoint (empty: the image's default)

@@ -1,1 +1,1 @@
-"""Drivers behind the fanout domain's ports: users and timeline HTTP, Redis, Kafka."""
+"""Drivers behind fan-out's ports: users and timeline over HTTP, Redis, Kafka."""

@@ -1,50 +1,38 @@
-"""JSON over HTTP to the other services: timeouts, a breaker, and fan-out's error classes."""
+"""Fan-out's calls to the other services: `common.client` errors as fan-out's domain errors.
+
+- no answer (down, timing out, 5xx, breaker open, the record's deadline passed, pool
+  full), or a deliberate 503/429: `Unavailable`, the same event is tried again later;
+- any other 4xx: `Refused`, the event is dead-lettered at once;
+- an answer that is not the JSON agreed: `UnexpectedAnswer`, tried a few more times by
+  the record processor, then dead-lettered: never retried forever.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
 
-import requests
+from common.client import BadAnswer, HttpClient, PeerUnavailable, Rejected
 
-from common import resilience
-from fanout.domain import Refused, Unavailable
-
-
-def breaker(name: str, *, fail_max: int = 5, reset_timeout: float = 5.0) -> resilience.Breaker:
-    """The process's breaker for service `name`; only outages (Unavailable) count."""
-    return resilience.breaker(name, fail_max=fail_max, reset_timeout=reset_timeout,
-                              exclude=[lambda exc: not isinstance(exc, Unavailable)])
+from fanout.domain.errors import Refused, Unavailable, UnexpectedAnswer
 
 
-def get_json(session: requests.Session, url: str, params: dict[str, Any],
-             timeout: tuple[float, float],
-             guard: resilience.Breaker | None = None) -> dict[str, Any]:
-    """GET `url` and return its JSON object; Unavailable for outages, Refused for 4xx.
-
-    With a breaker, outages count towards opening it, and while it is open the call
-    fails at once with Unavailable: the worker pauses the partition as for any outage.
-    """
-
-    def fetch() -> requests.Response:
-        try:
-            resp = session.get(url, params=params, timeout=timeout)
-        except requests.RequestException as exc:  # connection refused/reset, timeouts
-            raise Unavailable(f"GET {url}: {type(exc).__name__}: {exc}") from exc
-        if resp.status_code == 429 or resp.status_code >= 500:
-            raise Unavailable(f"GET {url}: {resp.status_code}")
-        return resp
-
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Raise the block's client errors, and shape errors of the answer, as domain errors."""
     try:
-        resp = guard.call(fetch) if guard is not None else fetch()
-    except resilience.CircuitBreakerError as exc:
-        raise Unavailable(f"GET {url}: {exc}") from exc
-    if resp.status_code >= 400:
-        raise Refused(f"GET {url}: {resp.status_code} {resp.text[:200]}")
-    try:
-        body = resp.json()
-    except ValueError as exc:
-        # A service that answers garbage is broken, not the event: wait for it to recover.
-        raise Unavailable(f"GET {url}: answer is not JSON") from exc
-    if not isinstance(body, dict):
-        raise Unavailable(f"GET {url}: answer is not a JSON object")
-    return body
+        yield
+    except PeerUnavailable as exc:
+        raise Unavailable(f"{what}: {exc}") from exc
+    except Rejected as exc:
+        if exc.transient:
+            raise Unavailable(f"{what}: {exc}") from exc
+        raise Refused(f"{what}: {exc}") from exc
+    except (BadAnswer, KeyError, TypeError, ValueError) as exc:
+        raise UnexpectedAnswer(f"{what}: unexpected answer: {exc!r}") from exc
+
+
+def get_object(http: HttpClient, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """GET `path` and return its JSON object, with errors as the domain's."""
+    with translated(f"GET {http.name} {path}"):
+        return http.get_object(path, params=params)

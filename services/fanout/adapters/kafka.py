@@ -1,20 +1,20 @@
-"""Kafka clients of the fanout worker: the group consumer and the dead-letter producer."""
+"""Kafka clients of the fanout worker: the group consumer, the dead-letter producer and
+the admin client that reads the group's offsets (for the consumer-lag gauge)."""
 
 from __future__ import annotations
 
 import logging
 import socket
 import time
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 
 from fanout.config import FanoutConfig
-from fanout.domain import Unavailable
-from fanout.lag import KafkaOffsets, LagMonitor
-from fanout.processing import Message
+from fanout.domain.errors import Unavailable
+from fanout.service_layer.ports import Message
 
 log = logging.getLogger("murmur.fanout.kafka")
 
@@ -35,16 +35,53 @@ def consumer(config: FanoutConfig) -> KafkaConsumer:
     )
 
 
-def lag_monitor(config: FanoutConfig) -> LagMonitor:
-    """The group's consumer-lag gauge, refreshed from the brokers (connects on first use)."""
+def offsets(config: FanoutConfig) -> "KafkaOffsets":
+    """The group's offsets, read by an admin client of its own (connects on first use)."""
 
     def admin() -> KafkaAdminClient:
         return KafkaAdminClient(bootstrap_servers=config.stores.kafka_bootstrap,
                                 client_id=f"{config.process_name}-lag",
                                 request_timeout_ms=config.kafka_request_timeout_ms)
 
-    return LagMonitor(KafkaOffsets(admin, config.group_id, config.topics),
-                      interval=config.lag_interval)
+    return KafkaOffsets(admin, config.group_id, config.topics)
+
+
+class KafkaOffsets:
+    """Reads end, start and committed offsets with one admin client (made on first use).
+
+    It never touches the worker's consumer, which is not thread-safe, and it covers every
+    member of the group.
+    """
+
+    def __init__(self, make_admin: Callable[[], Any], group_id: str,
+                 topics: Iterable[str]) -> None:
+        self.make_admin, self.group_id, self.topics = make_admin, group_id, list(topics)
+        self._admin: Any = None
+
+    def read(self) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int],
+                            dict[TopicPartition, int]]:
+        """(end, committed, start) offsets of every partition of the topics."""
+        from kafka.admin import OffsetSpec
+
+        if self._admin is None:
+            self._admin = self.make_admin()
+        admin = self._admin
+        partitions = [TopicPartition(t["name"], p["partition_index"])
+                      for t in admin.describe_topics(self.topics) for p in t["partitions"]]
+        end = {tp: o.offset for tp, o in admin.list_partition_offsets(
+            {tp: OffsetSpec.LATEST for tp in partitions}).items()}
+        group = admin.list_group_offsets({self.group_id: None}).get(self.group_id, {})
+        committed = {tp: meta.offset for tp, meta in group.items() if meta.offset >= 0}
+        missing = [tp for tp in partitions if tp not in committed]
+        start = {tp: o.offset for tp, o in admin.list_partition_offsets(
+            {tp: OffsetSpec.EARLIEST for tp in missing}).items()} if missing else {}
+        return end, committed, start
+
+    def close(self) -> None:
+        """Close the admin client."""
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
 
 
 class RevocationListener(ConsumerRebalanceListener):

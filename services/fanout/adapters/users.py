@@ -3,35 +3,30 @@
 from __future__ import annotations
 
 import contextvars
-
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Iterator
 
-import requests
+from common.client import HttpClient
 
-from common import resilience
-from fanout.adapters.http import get_json
-from fanout.domain import FollowerPage, Unavailable
+from fanout.adapters.http import get_object, translated
+from fanout.domain.model import FollowerPage
 
 
 class UsersFollowerSource:
     """Pages followers in ascending id order, fetching the next page while the caller
     writes the current one, so HTTP and Redis time overlap instead of adding up."""
 
-    def __init__(self, base_url: str, session: requests.Session, *, page_size: int = 5000,
-                 timeout: tuple[float, float] = (1.0, 5.0),
-                 read_ahead: ThreadPoolExecutor | None = None,
-                 breaker: resilience.Breaker | None = None) -> None:
-        self.base_url, self.session, self.breaker = base_url.rstrip("/"), session, breaker
-        self.page_size, self.timeout = page_size, timeout
+    def __init__(self, http: HttpClient, *, page_size: int = 5000,
+                 read_ahead: ThreadPoolExecutor | None = None) -> None:
+        self.http, self.page_size = http, page_size
         self.read_ahead = read_ahead or ThreadPoolExecutor(1, thread_name_prefix="users-read-ahead")
 
     def follower_pages(self, user_id: int) -> Iterator[FollowerPage]:
         """Every follower of `user_id`, page by page."""
-        # The read-ahead thread runs in this context, so its HTTP calls join the trace.
-        context = contextvars.copy_context()
-        pending: Future | None = self.read_ahead.submit(context.run, self._page, user_id, None,
-                                                        self.page_size)
+        # The read-ahead thread runs in the caller's context, so its calls join the trace
+        # and keep to the record's deadline.
+        pending: Future | None = self.read_ahead.submit(
+            contextvars.copy_context().run, self._page, user_id, None, self.page_size)
         try:
             while pending is not None:
                 page, next_after = pending.result()
@@ -52,17 +47,15 @@ class UsersFollowerSource:
         params: dict[str, object] = {"limit": limit}
         if after is not None:
             params["after"] = str(after)
-        body = get_json(self.session, f"{self.base_url}/internal/users/{user_id}/follower-ids",
-                        params, self.timeout, self.breaker)
-        try:
+        path = f"/internal/users/{user_id}/follower-ids"
+        body = get_object(self.http, path, params)
+        with translated(f"GET users {path}"):
             ids = [int(i) for i in body["ids"]]
             next_after = body.get("next_after")
             page = FollowerPage(ids=ids, followers_count=int(body["followers_count"]))
             return page, int(next_after) if next_after is not None else None
-        except (KeyError, TypeError, ValueError) as exc:
-            raise Unavailable(f"users answered an unexpected follower page: {exc!r}") from exc
 
     def close(self) -> None:
-        """Stop the read-ahead thread and the HTTP connections."""
+        """Stop the read-ahead thread and close the HTTP connections."""
         self.read_ahead.shutdown(wait=False, cancel_futures=True)
-        self.session.close()
+        self.http.close()

@@ -1,1 +1,1 @@
-"""Typed clients of the downstream services (one module per service)."""
+"""The gateway's peers over HTTP (users, timeline) and its access-token verifier."""

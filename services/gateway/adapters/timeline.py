@@ -1,37 +1,57 @@
-"""The timeline service, as the gateway calls it (docs/internal-api.md)."""
+"""The timeline service, as the gateway calls it (docs/internal-api.md).
+
+Timeline answers every tweet with its author (`{"id", "author": {"id", "username",
+"display_name"}, "text", "created_at"}`) from its own copy of users' profiles, so each read
+is one call here and none to users. The caller's identity travels in `X-User-Id`, and on a
+post the username the token names travels in `Murmur-Username`, so that timeline can show
+the author of a new tweet before users' event about them has reached its copy.
+"""
 
 from __future__ import annotations
 
-from gateway.downstream import Downstream, Reply
+from urllib.parse import quote
+
+from common.client import HttpClient
+
+from gateway.adapters.answers import as_result
+from gateway.domain.model import Principal, Result
 
 
 class TimelineClient:
-    """Tweets, authors' timelines and home timelines."""
+    """Tweets, user timelines and home timelines."""
 
-    def __init__(self, downstream: Downstream) -> None:
-        self.http = downstream
+    def __init__(self, http: HttpClient) -> None:
+        self.http = http
 
-    def post(self, user_id: str, text: str, idempotency_key: str | None) -> Reply:
-        """Post a tweet as `user_id` (the same key again answers the same tweet)."""
+    def post(self, author: Principal, text: str, idempotency_key: str | None) -> Result:
+        """Post a tweet as `author` (the same key again answers the same tweet)."""
         # With a key, timeline answers a repeat with the tweet it already made: safe to retry.
-        return self.http.call("POST", "/tweets", user_id=user_id, json={"text": text},
-                              headers={"Idempotency-Key": idempotency_key},
-                              idempotent=idempotency_key is not None)
+        return as_result(self.http.call(
+            "POST", "/tweets", json={"text": text},
+            headers={"X-User-Id": author.user_id, "Murmur-Username": author.username or None,
+                     "Idempotency-Key": idempotency_key},
+            idempotent=idempotency_key is not None))
 
-    def get(self, tweet_id: str) -> Reply:
-        """One tweet."""
-        return self.http.call("GET", f"/tweets/{tweet_id}")
+    def tweet(self, tweet_id: str) -> Result:
+        """One tweet with its author."""
+        return as_result(self.http.call("GET", f"/tweets/{tweet_id}"))
 
     def delete(self, user_id: str, tweet_id: str) -> None:
         """Delete a tweet of `user_id` (403 for someone else's)."""
-        self.http.call("DELETE", f"/tweets/{tweet_id}", user_id=user_id)
+        self.http.call("DELETE", f"/tweets/{tweet_id}", headers={"X-User-Id": user_id})
 
-    def by_author(self, author_id: str, limit: int, cursor: str | None) -> Reply:
-        """A page of one author's tweets, newest first."""
-        return self.http.call("GET", f"/authors/{author_id}/tweets",
-                              params={"limit": limit, "cursor": cursor})
+    def user_tweets(self, username: str, limit: int, cursor: str | None) -> Result:
+        """A page of a user's tweets, newest first; timeline knows the user by name from
+        its copy of users' profiles (404 for a name it does not know)."""
+        return as_result(self.http.call(
+            "GET", f"/authors/by-username/{quote(username, safe='')}/tweets",
+            params={"limit": limit, "cursor": cursor}))
 
-    def home(self, user_id: str, limit: int, cursor: str | None) -> Reply:
+    def home(self, user_id: str, limit: int, cursor: str | None) -> Result:
         """A page of the user's home timeline, newest first."""
-        return self.http.call("GET", "/timeline", user_id=user_id,
-                              params={"limit": limit, "cursor": cursor})
+        return as_result(self.http.call("GET", "/timeline", headers={"X-User-Id": user_id},
+                                        params={"limit": limit, "cursor": cursor}))
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.http.close()

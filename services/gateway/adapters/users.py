@@ -1,13 +1,18 @@
-"""The users service, as the gateway calls it (docs/internal-api.md)."""
+"""The users service, as the gateway calls it (docs/internal-api.md).
+
+The caller's identity travels in `X-User-Id`; every call goes through one
+`common.client.HttpClient` (deadline, breaker, retries of idempotent calls only).
+"""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import quote
 
-from gateway.downstream import Downstream, Reply
+from common.client import HttpClient
 
-BATCH_MAX = 500  # users' limit on one batch call
+from gateway.adapters.answers import as_result
+from gateway.domain.model import Result
 
 
 def _seg(value: str) -> str:
@@ -17,48 +22,42 @@ def _seg(value: str) -> str:
 class UsersClient:
     """Accounts, sessions, profiles and the follow graph."""
 
-    def __init__(self, downstream: Downstream) -> None:
-        self.http = downstream
+    def __init__(self, http: HttpClient) -> None:
+        self.http = http
 
-    def register(self, body: dict[str, Any]) -> Reply:
-        """Create an account (201 user)."""
-        return self.http.call("POST", "/users", json=body)
+    def register(self, fields: dict[str, Any]) -> Result:
+        """Create an account (201 user). Not retried: a repeat would be a second sign-up."""
+        return as_result(self.http.call("POST", "/users", json=fields))
 
-    def open_session(self, body: dict[str, Any]) -> Reply:
+    def open_session(self, credentials: dict[str, Any]) -> Result:
         """Exchange credentials for an access token."""
-        return self.http.call("POST", "/sessions", json=body)
+        return as_result(self.http.call("POST", "/sessions", json=credentials))
 
-    def by_username(self, username: str) -> Reply:
-        """One user with its ETag."""
-        return self.http.call("GET", f"/users/{_seg(username)}")
+    def profile(self, username: str) -> Result:
+        """One user with its version (ETag)."""
+        return as_result(self.http.call("GET", f"/users/{_seg(username)}"))
 
-    def update(self, user_id: str, changes: dict[str, Any], if_match: str | None) -> Reply:
+    def update_profile(self, user_id: str, changes: dict[str, Any],
+                       version: str | None) -> Result:
         """Change a profile under optimistic locking (If-Match)."""
-        return self.http.call("PATCH", f"/users/{_seg(user_id)}", user_id=user_id, json=changes,
-                              headers={"If-Match": if_match})
+        return as_result(self.http.call("PATCH", f"/users/{_seg(user_id)}", json=changes,
+                                        headers={"X-User-Id": user_id, "If-Match": version}))
 
     def follow(self, user_id: str, username: str) -> None:
         """Follow `username` (idempotent)."""
         self.http.call("PUT", f"/users/{_seg(user_id)}/following/{_seg(username)}",
-                       user_id=user_id)
+                       headers={"X-User-Id": user_id})
 
     def unfollow(self, user_id: str, username: str) -> None:
         """Stop following `username` (idempotent)."""
         self.http.call("DELETE", f"/users/{_seg(user_id)}/following/{_seg(username)}",
-                       user_id=user_id)
+                       headers={"X-User-Id": user_id})
 
-    def relations(self, username: str, which: str, limit: int, cursor: str | None) -> Reply:
+    def relations(self, username: str, which: str, limit: int, cursor: str | None) -> Result:
         """A page of `which` ('followers' or 'following') of a user."""
-        return self.http.call("GET", f"/users/{_seg(username)}/{which}",
-                              params={"limit": limit, "cursor": cursor})
+        return as_result(self.http.call("GET", f"/users/{_seg(username)}/{which}",
+                                        params={"limit": limit, "cursor": cursor}))
 
-    def authors(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """`{id: {id, username, display_name}}` for the known ones of `ids`."""
-        unique = list(dict.fromkeys(ids))
-        found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(unique), BATCH_MAX):
-            # A read that POSTs only to carry its list of ids: safe to retry.
-            reply = self.http.call("POST", "/internal/users/batch",
-                                   json={"ids": unique[start:start + BATCH_MAX]}, idempotent=True)
-            found.update((reply.body or {}).get("users") or {})
-        return found
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.http.close()

@@ -7,28 +7,29 @@ consistency level.
 
 The repository's calls go through `CassandraSession.execute`/`read`/`read_many`: each is
 bounded by the request's deadline (`resilience.timeout_within`), runs through the Cassandra
-breaker when one is given, and reads (idempotent) are retried on transient errors.
+breaker when one is given, and reads (idempotent) are retried on outages.
 """
 
 from __future__ import annotations
 
 import threading
+import zlib
 from datetime import timezone
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from cassandra import (ConsistencyLevel, CoordinationFailure, OperationTimedOut, Timeout,
-                       Unavailable)
-from cassandra.cluster import (EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable,
-                               Session)
+from cassandra import ConsistencyLevel, OperationTimedOut
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 from cassandra.concurrent import execute_concurrent_with_args
-from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
-from common import resilience
+from common import events, outages, resilience
 from common.config import Stores
+from common.outbox import OutboxMessage
+from common.rules import MAX_ID
 from timeline.adapters.guard import Guard
-from timeline.domain import MAX_ID, OutboxMessage, Tweet
+from timeline.domain.events import TweetEvent
+from timeline.domain.model import Tweet
 
 # The native protocol of Cassandra 4 and 5; fixing it spares a downgrade handshake per host.
 PROTOCOL_VERSION = 5
@@ -37,13 +38,17 @@ PROTOCOL_VERSION = 5
 # few enough not to starve the other request threads of the shared connection.
 CONCURRENCY = 32
 
-# "Cassandra cannot answer now": these trip the breaker and are worth retrying on reads.
+# "Cassandra cannot answer now" is `common.outages`' "cassandra": those trip the breaker.
 # Anything else (an invalid query, a schema mismatch) is a bug no retry or breaker helps.
-TRANSIENT = (OperationTimedOut, NoHostAvailable, Unavailable, Timeout, CoordinationFailure,
-             ConnectionException)
-# Reads are retried on all of them but our own timeout: a node too slow to answer in time
+# Reads are retried on every outage but our own timeout: a node too slow to answer in time
 # is not helped by asking it again, and every retry would add to its load.
-RETRYABLE = tuple(error for error in TRANSIENT if error is not OperationTimedOut)
+RETRYABLE = tuple(error for error in outages.exceptions("cassandra")
+                  if error is not OperationTimedOut)
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether a read that failed with `exc` is worth trying again at once."""
+    return isinstance(exc, RETRYABLE) and outages.is_outage("cassandra", exc)
 
 
 def consistency_level(name: str) -> int:
@@ -61,8 +66,8 @@ class CassandraSession:
                  breaker: resilience.Breaker | None = None, read_attempts: int = 1) -> None:
         self.stores = stores
         self.request_timeout = request_timeout
-        self.guard = Guard("cassandra", TRANSIENT, breaker, read_attempts=read_attempts,
-                           retry_on=RETRYABLE)
+        self.guard = Guard("cassandra", "cassandra", breaker, read_attempts=read_attempts,
+                           retry_on=retryable)
         self.consistency = consistency_level(stores.cassandra_consistency)
         self._lock = threading.Lock()
         self._cluster: Cluster | None = None
@@ -111,7 +116,7 @@ class CassandraSession:
         return self.guard.call(self._rows, statement, params)
 
     def read(self, statement: Any, params: Any = None) -> list:
-        """Run an idempotent read, retried on transient errors within the deadline."""
+        """Run an idempotent read, retried on outages within the deadline."""
         return self.guard.read("read", self._rows, statement, params)
 
     def read_many(self, statement: PreparedStatement, params: list[tuple]) -> list[list]:
@@ -157,37 +162,60 @@ DELETE_USER_TWEET = "DELETE FROM {ks}.user_tweets WHERE author_id = ? AND tweet_
 SELECT_TWEET = "SELECT id, author_id, text, created_at FROM {ks}.tweets WHERE id = ?"
 SELECT_AUTHOR_TWEET_IDS = ("SELECT tweet_id FROM {ks}.user_tweets WHERE author_id = ? "
                            "AND tweet_id < ? LIMIT ?")
-SELECT_OUTBOX = ("SELECT event_id, topic, key, payload, headers FROM {ks}.outbox "
-                 "WHERE bucket = ? AND event_id > ? LIMIT ?")
-DELETE_OUTBOX = "DELETE FROM {ks}.outbox WHERE bucket = ? AND event_id = ?"
+
+
+def outbox_bucket(author_id: int, buckets: int) -> int:
+    """The outbox bucket of an author: all of one author's events share a bucket, in order.
+
+    A hash rather than `author_id % buckets`, because the low bits of snowflake ids are
+    mostly sequence zeros and would crowd a few buckets.
+    """
+    return zlib.crc32(str(author_id).encode()) % buckets
+
+
+def to_outbox(event: TweetEvent, topic: str, buckets: int,
+              headers: Mapping[str, str] | None = None) -> OutboxMessage:
+    """Wrap a tweet event in the shared envelope, keyed and bucketed by its author."""
+    envelope = events.Event(event_id=str(event.event_id), type=event.type,
+                            payload=event.payload())
+    return OutboxMessage(id=event.event_id, topic=topic, key=str(event.author_id),
+                         payload=envelope.to_json(), headers=dict(headers or {}),
+                         bucket=outbox_bucket(event.author_id, buckets))
 
 
 def _outbox_values(message: OutboxMessage) -> tuple:
-    return (message.bucket, message.event_id, message.topic, message.key,
-            message.payload.decode(), message.headers or None)
+    return (message.bucket, message.id, message.topic, message.key,
+            message.payload.decode(), dict(message.headers) or None)
 
 
 class CassandraTweets:
-    """The tweet repository: every change and its event in one logged batch."""
+    """The tweet repository: every change and its event in one logged batch.
 
-    def __init__(self, db: CassandraSession) -> None:
-        self.db = db
+    Events go to `topic`, in the outbox bucket of their author (one of `buckets`).
+    """
 
-    def save_posted(self, tweet: Tweet, message: OutboxMessage) -> None:
+    def __init__(self, db: CassandraSession, topic: str, buckets: int = 16) -> None:
+        self.db, self.topic, self.buckets = db, topic, buckets
+
+    def save_posted(self, tweet: Tweet, event: TweetEvent,
+                    headers: Mapping[str, str] | None = None) -> None:
         """Write the tweet, its author-timeline row and its outbox event atomically."""
         batch = self.db.batch()
         batch.add(self.db.prepare(INSERT_TWEET),
                   (tweet.id, tweet.author_id, tweet.text, tweet.created_at))
         batch.add(self.db.prepare(INSERT_USER_TWEET), (tweet.author_id, tweet.id))
-        batch.add(self.db.prepare(INSERT_OUTBOX), _outbox_values(message))
+        batch.add(self.db.prepare(INSERT_OUTBOX),
+                  _outbox_values(to_outbox(event, self.topic, self.buckets, headers)))
         self.db.execute(batch)
 
-    def delete(self, tweet: Tweet, message: OutboxMessage) -> None:
+    def delete(self, tweet: Tweet, event: TweetEvent,
+               headers: Mapping[str, str] | None = None) -> None:
         """Remove the tweet and its author-timeline row, and record the event, atomically."""
         batch = self.db.batch()
         batch.add(self.db.prepare(DELETE_TWEET), (tweet.id,))
         batch.add(self.db.prepare(DELETE_USER_TWEET), (tweet.author_id, tweet.id))
-        batch.add(self.db.prepare(INSERT_OUTBOX), _outbox_values(message))
+        batch.add(self.db.prepare(INSERT_OUTBOX),
+                  _outbox_values(to_outbox(event, self.topic, self.buckets, headers)))
         self.db.execute(batch)
 
     def get_many(self, tweet_ids: Sequence[int]) -> dict[int, Tweet]:
@@ -220,26 +248,3 @@ class CassandraTweets:
 def _tweet(row) -> Tweet:
     # The driver returns naive datetimes that are UTC.
     return Tweet(row.id, row.author_id, row.text, row.created_at.replace(tzinfo=timezone.utc))
-
-
-class CassandraOutbox:
-    """The relay's view of the outbox: read a bucket in event order, delete what was sent."""
-
-    def __init__(self, db: CassandraSession) -> None:
-        self.db = db
-
-    def pending(self, bucket: int, after: int, limit: int) -> list[OutboxMessage]:
-        """Up to `limit` events of `bucket` with ids above `after`, oldest first."""
-        rows = self.db.session.execute(self.db.prepare(SELECT_OUTBOX), (bucket, after, limit))
-        return [OutboxMessage(bucket, r.event_id, r.topic, r.key, r.payload.encode(),
-                              dict(r.headers or {})) for r in rows]
-
-    def remove(self, bucket: int, event_ids: Sequence[int]) -> None:
-        """Delete published events; one partition, so one unlogged batch is one mutation."""
-        if not event_ids:
-            return
-        batch = self.db.batch(BatchType.UNLOGGED)
-        statement = self.db.prepare(DELETE_OUTBOX)
-        for event_id in event_ids:
-            batch.add(statement, (bucket, event_id))
-        self.db.session.execute(batch)

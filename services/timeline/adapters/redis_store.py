@@ -13,26 +13,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Sequence
+from typing import Callable, Sequence
 
 import redis
 from common import resilience
 from common.metrics import CACHE_REQUESTS
 from common.config import Stores
-from common.home_timeline import HomeTimelines
+from common import home_timeline
 from common.ids import LeasedIds, owner_name
 from timeline.adapters.guard import Guard
-from timeline.domain import IdempotencyRecord, Tweet, created_at_of
-
-# "Redis cannot answer now" (down, timing out, loading, a read-only replica): these trip
-# the breaker. A ResponseError (a wrong command) is a bug, not an outage.
-TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-             redis.exceptions.BusyLoadingError, redis.exceptions.ReadOnlyError)
+from timeline.domain.model import IdempotencyRecord, Tweet, created_at_of
+from timeline.service_layer.ports import FinishedKey
 
 
 def guard(breaker: resilience.Breaker | None = None) -> Guard:
-    """The guard of Redis calls (no retries: every call here is on a request's hot path)."""
-    return Guard("redis", TRANSIENT, breaker)
+    """The guard of Redis calls (no retries: every call here is on a request's hot path).
+
+    Outages are `common.outages`' for Redis (down, timing out, loading, read-only, out of
+    memory, busy): they trip the breaker. Any other error reply (a wrong command) is a
+    bug, not an outage.
+    """
+    return Guard("redis", "redis", breaker)
+
 
 WORKER_LEASE_PREFIX = "ids:worker"
 DELETED = b"-"  # cache marker of a deleted tweet
@@ -157,38 +159,43 @@ class RedisIdempotency:
         pipe.set(idempotency_key(author_id, key), encode_record(record), ex=self.ttl)
 
 
-class RedisHomeState:
-    """The Redis side of posting and deleting, each in a single pipelined round trip."""
+class RedisHomeTimelines:
+    """Home timelines (`common.home_timeline`), and the Redis side of posting and deleting,
+    each in a single pipelined round trip.
 
-    def __init__(self, client: redis.Redis, home: HomeTimelines, cache: RedisTweetCache,
-                 idempotency: RedisIdempotency, wakeup_channel: str,
-                 guarded: Guard | None = None) -> None:
-        self.client, self.home, self.cache = client, home, cache
+    `bucket_of(author_id)` names the outbox bucket of an author's events: the relay is
+    nudged on the wake-up channel to publish that bucket at once.
+    """
+
+    def __init__(self, client: redis.Redis, timelines: home_timeline.HomeTimelines,
+                 cache: RedisTweetCache, idempotency: RedisIdempotency, wakeup_channel: str,
+                 bucket_of: Callable[[int], int], guarded: Guard | None = None) -> None:
+        self.client, self.timelines, self.cache = client, timelines, cache
         self.idempotency, self.wakeup_channel = idempotency, wakeup_channel
+        self.bucket_of = bucket_of
         self.guard = guarded or guard()
 
-    def record_post(self, tweet: Tweet, bucket: int,
-                    idempotency: tuple[int, str, IdempotencyRecord] | None) -> None:
+    def record_post(self, tweet: Tweet, finished: FinishedKey | None) -> None:
         """Own timeline entry, cache entry, finished idempotency record, relay nudge."""
         pipe = self.client.pipeline(transaction=False)
-        self.home.stage_add(pipe, tweet.author_id, [tweet.id])
+        self.timelines.stage_add(pipe, tweet.author_id, [tweet.id])
         pipe.set(tweet_key(tweet.id), encode_tweet(tweet), ex=self.cache.ttl)
-        if idempotency is not None:
-            self.idempotency.stage_done(pipe, *idempotency)
-        pipe.publish(self.wakeup_channel, str(bucket))
+        if finished is not None:
+            self.idempotency.stage_done(pipe, *finished)
+        pipe.publish(self.wakeup_channel, str(self.bucket_of(tweet.author_id)))
         self.guard.call(pipe.execute)
 
-    def record_delete(self, tweet: Tweet, bucket: int) -> None:
+    def record_delete(self, tweet: Tweet) -> None:
         """Drop the tweet from its author's timeline, mark it deleted in the cache, nudge."""
         pipe = self.client.pipeline(transaction=False)
-        self.home.stage_remove(pipe, tweet.author_id, [tweet.id])
+        self.timelines.stage_remove(pipe, tweet.author_id, [tweet.id])
         pipe.set(tweet_key(tweet.id), DELETED, ex=self.cache.deleted_ttl)
-        pipe.publish(self.wakeup_channel, str(bucket))
+        pipe.publish(self.wakeup_channel, str(self.bucket_of(tweet.author_id)))
         self.guard.call(pipe.execute)
 
     def page(self, user_id: int, before: int | None, limit: int) -> list[int]:
         """Tweet ids of a home timeline, newest first, below `before`."""
-        return self.guard.call(self.home.page, user_id, before, limit)
+        return self.guard.call(self.timelines.page, user_id, before, limit)
 
 
 def leased_ids(client: redis.Redis, process: str) -> LeasedIds:

@@ -1,8 +1,9 @@
 """The users service as the timeline sees it: whom a user follows.
 
-Calls are GETs, so they are retried (full jitter, within the request's deadline), run
-through the users breaker, send the remaining budget downstream (`Murmur-Deadline`) and
-never wait past it. An outage of users reaches the handlers as `DependencyUnavailable`.
+Calls go through the shared resilient client (`common.client`): GETs retried with full
+jitter within the request's deadline, the users breaker counting outages only, the
+remaining budget sent downstream (`Murmur-Deadline`). An outage of users, or an answer a
+healthy users would not give, reaches the handlers as `DependencyUnavailable`.
 """
 
 from __future__ import annotations
@@ -10,53 +11,48 @@ from __future__ import annotations
 import logging
 
 import redis
-import requests
 
-from common import resilience
-from common.http import service_session
+from common.client import (BadAnswer, HttpClient, PeerConfig, PeerError, PeerUnavailable,
+                           Rejected)
+from common.resilience import Breaker
 from timeline.adapters.guard import Guard
-from timeline.domain import DependencyUnavailable
+from timeline.domain.errors import DependencyUnavailable
 
 log = logging.getLogger("murmur.timeline.users")
 
 
-class UsersFailed(Exception):
-    """users could not answer (a 5xx or 429): an outage, unlike a 4xx."""
-
-
-# An unreachable, timing-out or failing users service: these trip the breaker and are
-# retried. A 4xx is an answer, not an outage.
-TRANSIENT = (requests.RequestException, UsersFailed)
-
-
 class UsersClient:
-    """HTTP calls to users' internal API, each bounded by a timeout and the deadline."""
+    """Calls to users' internal API, each bounded by a timeout and the request's deadline."""
 
     def __init__(self, base_url: str, timeout: float, pool_size: int = 16, *,
-                 breaker: resilience.Breaker | None = None, attempts: int = 1) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.guard = Guard("users", TRANSIENT, breaker, read_attempts=attempts)
-        self.http = service_session(pool_size)
+                 breaker: Breaker | None = None, attempts: int = 1) -> None:
+        self.http = HttpClient(PeerConfig("users", base_url, connect_timeout=timeout,
+                                          read_timeout=timeout, pool_size=pool_size,
+                                          retry_attempts=attempts), breaker=breaker)
+        self.breaker = self.http.breaker
 
     def followee_ids(self, user_id: int, min_followers: int, limit: int) -> list[int]:
         """Whom `user_id` follows among authors with at least `min_followers` followers."""
-        resp = self.guard.read("followee_ids", self._get,
-                               f"/internal/users/{user_id}/followee-ids",
-                               {"min_followers": min_followers, "limit": limit})
-        if resp.status_code == 404:
-            return []
-        if resp.status_code != 200:
-            raise DependencyUnavailable(f"users answered {resp.status_code}")
-        return [int(i) for i in resp.json()["ids"]]
-
-    def _get(self, path: str, params: dict) -> requests.Response:
-        resp = self.http.get(f"{self.base_url}{path}", params=params,
-                             headers=resilience.deadline_headers(),
-                             timeout=resilience.timeout_within(self.timeout))
-        if resp.status_code >= 500 or resp.status_code == 429:
-            raise UsersFailed(f"users answered {resp.status_code}")
-        return resp
+        try:
+            body = self.http.get_object(f"/internal/users/{user_id}/followee-ids",
+                                        params={"min_followers": min_followers, "limit": limit})
+        except Rejected as exc:
+            if exc.status == 404:
+                return []  # an unknown user follows nobody
+            raise DependencyUnavailable(f"users answered {exc.status}") from exc
+        except BadAnswer as exc:
+            raise DependencyUnavailable(f"users answered a malformed followee list: {exc}") from exc
+        except PeerUnavailable as exc:
+            raise DependencyUnavailable(str(exc), retry_in=max(1, round(exc.retry_after or 1))) from exc
+        except PeerError as exc:
+            raise DependencyUnavailable(str(exc)) from exc
+        try:
+            return [int(i) for i in body["ids"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            # Not the answer of a healthy users service (a proxy's page, a half-deployed
+            # version): as good as no answer, so callers degrade the same way.
+            raise DependencyUnavailable(f"users answered a malformed followee list: "
+                                        f"{type(exc).__name__}") from exc
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -75,7 +71,7 @@ class CachedCelebrityFollowees:
                  limit: int, guarded: Guard | None = None) -> None:
         self.users, self.client = users, client
         self.threshold, self.ttl, self.limit = threshold, ttl, limit
-        self.guard = guarded or Guard("redis", (redis.exceptions.RedisError,))
+        self.guard = guarded or Guard("redis", "redis")
 
     def celebrities(self, user_id: int) -> list[int]:
         """Ids of the celebrities `user_id` follows."""

@@ -1,9 +1,15 @@
-"""Postgres adapter: users, the follow graph with its counts, and the follows outbox.
+"""Postgres adapter: users, the follow graph with its counts, and the outbox of their events.
 
 Every statement goes through the process's Postgres circuit breaker and waits for a pooled
-connection no longer than the request's deadline allows. An outage (no connection, a lost
-one, a statement timeout) becomes `DatabaseUnavailable`, a 503 the domain can fall back
-from; while the breaker is open that answer comes at once, without touching the pool.
+connection no longer than the request's deadline allows. An outage (`common.outages`: no
+connection, a lost one, a statement timeout) becomes `StoreUnavailable`, which the use
+cases can fall back from; while the breaker is open that answer comes at once, without
+touching the pool. Every other error is Postgres answering (a violated constraint, a
+deadlock) and leaves unchanged.
+
+A change and the event reporting it commit together: the handler gives the domain event
+and the request's propagation headers, and this adapter serialises them into an outbox
+row (topic, key, envelope, headers) that the outbox relay publishes afterwards.
 """
 
 from __future__ import annotations
@@ -12,27 +18,19 @@ import json
 import logging
 import math
 import uuid
-from typing import Callable, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import psycopg
 from psycopg import errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from common import events, resilience, tracing
-from common.logs import request_id_var
+from common import events, outages, resilience
 from common.metrics import POOL_WAITING
 from common.resilience import Breaker, CircuitBreakerError, DeadlineExceeded
-from users.domain import (
-    Credentials,
-    DatabaseUnavailable,
-    Position,
-    User,
-    UserFollowed,
-    UsernameTaken,
-    UserNotFound,
-    UserUnfollowed,
-)
+from users.domain.errors import StoreUnavailable, UsernameTaken, UserNotFound
+from users.domain.events import ProfileChanged, UserFollowed, UserRegistered, UserUnfollowed
+from users.domain.model import Credentials, Position, User
 
 log = logging.getLogger("murmur.users.postgres")
 T = TypeVar("T")
@@ -65,24 +63,18 @@ def create_pool(conninfo: str, *, min_size: int, max_size: int, timeout: float,
     )
 
 
-# Errors with which Postgres answered: the statement failed, the database did not.
-_ANSWERS = (errors.TransactionRollback, errors.DeadlockDetected, errors.SerializationFailure,
-            errors.LockNotAvailable)
+def _answered(exc: BaseException) -> bool:
+    """Postgres answered (a violated constraint, a deadlock): the database is up."""
+    return not outages.is_outage("postgres", exc)
 
 
-def is_outage(exc: BaseException) -> bool:
-    """Whether `exc` means Postgres is down or too slow, not that it refused one statement."""
-    return (isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
-            and not isinstance(exc, _ANSWERS))
-
-
-def postgres_breaker(*, fail_max: int, reset_timeout: float) -> Breaker:
-    """The process's Postgres breaker: it counts outages only (a unique violation or a
-    missing row is Postgres answering), and a request's own deadline running out counts
-    for nothing."""
-    return resilience.breaker("postgres", fail_max=fail_max, reset_timeout=reset_timeout,
-                              exclude=[lambda exc: not is_outage(exc)],
-                              ignore=[DeadlineExceeded])
+def postgres_breaker(*, fail_max: int, reset_timeout: float,
+                     name: str = "postgres") -> Breaker:
+    """The process's Postgres breaker: it counts outages only (`common.outages`: a unique
+    violation, a deadlock or a missing row is Postgres answering), and a request's own
+    deadline running out counts for nothing."""
+    return Breaker(name, fail_max=fail_max, reset_timeout=reset_timeout,
+                   exclude=[_answered], ignore=[DeadlineExceeded])
 
 
 def _user(row: dict) -> User:
@@ -92,11 +84,34 @@ def _user(row: dict) -> User:
                 created_at=row["created_at"])
 
 
-class PostgresUsers:
-    """The UserRepository on a psycopg connection pool, behind a circuit breaker."""
+UsersEvent = UserFollowed | UserUnfollowed | UserRegistered | ProfileChanged
 
-    def __init__(self, pool: ConnectionPool, follows_topic: str, *, breaker: Breaker) -> None:
-        self.pool, self.follows_topic, self.breaker = pool, follows_topic, breaker
+
+def outbox_record(event: UsersEvent) -> tuple[str, str, dict[str, Any]]:
+    """The envelope type, Kafka key and payload of a domain event (ids as strings)."""
+    if isinstance(event, (UserFollowed, UserUnfollowed)):
+        kind = events.USER_FOLLOWED if isinstance(event, UserFollowed) else events.USER_UNFOLLOWED
+        return kind, str(event.follower_id), {"follower_id": str(event.follower_id),
+                                              "followee_id": str(event.followee_id)}
+    if isinstance(event, (UserRegistered, ProfileChanged)):
+        kind = events.USER_REGISTERED if isinstance(event, UserRegistered) else events.PROFILE_CHANGED
+        return kind, str(event.user_id), {"user_id": str(event.user_id),
+                                          "username": event.username,
+                                          "display_name": event.display_name,
+                                          "version": event.version}
+    raise TypeError(f"not a users event: {event!r}")
+
+
+class PostgresUsers:
+    """The UserRepository on a psycopg connection pool, behind a circuit breaker.
+
+    Follow events go to `follows_topic`, account and profile events to `users_topic`
+    (both with the profile's prefix)."""
+
+    def __init__(self, pool: ConnectionPool, follows_topic: str, *, users_topic: str,
+                 breaker: Breaker) -> None:
+        self.pool, self.breaker = pool, breaker
+        self.follows_topic, self.users_topic = follows_topic, users_topic
 
     # ---------------------------------------------------------------- resilience
 
@@ -110,12 +125,12 @@ class PostgresUsers:
         try:
             return self.breaker.call(self._on_connection, work, wait)
         except CircuitBreakerError:
-            raise DatabaseUnavailable(max(1, self.down_for())) from None
+            raise StoreUnavailable(max(1, self.down_for())) from None
         except Exception as exc:
-            if not is_outage(exc):
+            if not outages.is_outage("postgres", exc):
                 raise
             log.warning("postgres unavailable: %s: %s", type(exc).__name__, exc)
-            raise DatabaseUnavailable() from exc
+            raise StoreUnavailable() from exc
 
     def _on_connection(self, work: Callable[[psycopg.Connection], T], wait: float) -> T:
         try:
@@ -141,17 +156,26 @@ class PostgresUsers:
 
     # ------------------------------------------------------------------ accounts
 
-    def add(self, user_id: int, username: str, display_name: str, password_hash: str) -> User:
-        """Insert a new user; raises UsernameTaken if the name is in use."""
+    def add(self, event: UserRegistered, password_hash: str, trace: Mapping[str, str]) -> User:
+        """Insert the user `event` describes and write the event to the outbox, in one
+        transaction; raises UsernameTaken if the name is in use."""
+
+        def work(conn: psycopg.Connection) -> dict:
+            with conn.transaction():
+                row = conn.cursor(row_factory=dict_row).execute(
+                    f"INSERT INTO users (id, username, display_name, password_hash, version) "
+                    f"VALUES (%s, %s, %s, %s, %s) RETURNING {USER_COLUMNS}",
+                    (event.user_id, event.username, event.display_name, password_hash,
+                     event.version),
+                ).fetchone()
+                self._append_outbox(conn, event, trace)
+                return row
+
         try:
-            row = self._run(lambda conn: conn.cursor(row_factory=dict_row).execute(
-                f"INSERT INTO users (id, username, display_name, password_hash) "
-                f"VALUES (%s, %s, %s, %s) RETURNING {USER_COLUMNS}",
-                (user_id, username, display_name, password_hash),
-            ).fetchone())
+            row = self._run(work)
         except errors.UniqueViolation as exc:
             if exc.diag.constraint_name == "users_username_key":
-                raise UsernameTaken(username) from exc
+                raise UsernameTaken(event.username) from exc
             raise
         return _user(row)
 
@@ -185,20 +209,33 @@ class PostgresUsers:
             "UPDATE users SET password_hash = %s WHERE id = %s", (password_hash, user_id)))
 
     def update_profile(self, user_id: int, expected_version: int | None,
-                       changes: dict[str, str]) -> User | None:
-        """Apply `changes` if the row is at `expected_version` (None: any); else None."""
-        return self._one(
-            f"UPDATE users SET display_name = COALESCE(%(display_name)s, display_name), "
-            f"bio = COALESCE(%(bio)s, bio), version = version + 1 "
-            f"WHERE id = %(id)s AND (%(version)s::integer IS NULL OR version = %(version)s) "
-            f"RETURNING {USER_COLUMNS}",
-            {"display_name": changes.get("display_name"), "bio": changes.get("bio"),
-             "id": user_id, "version": expected_version},
-        )
+                       changes: dict[str, str], announce: Callable[[User], ProfileChanged],
+                       trace: Mapping[str, str]) -> User | None:
+        """Apply `changes` if the row is at `expected_version` (None: any) and write
+        `announce(updated user)` to the outbox in the same transaction; else None."""
+
+        def work(conn: psycopg.Connection) -> User | None:
+            with conn.transaction():
+                row = conn.cursor(row_factory=dict_row).execute(
+                    f"UPDATE users SET display_name = COALESCE(%(display_name)s, display_name), "
+                    f"bio = COALESCE(%(bio)s, bio), version = version + 1 "
+                    f"WHERE id = %(id)s "
+                    f"AND (%(version)s::integer IS NULL OR version = %(version)s) "
+                    f"RETURNING {USER_COLUMNS}",
+                    {"display_name": changes.get("display_name"), "bio": changes.get("bio"),
+                     "id": user_id, "version": expected_version},
+                ).fetchone()
+                if row is None:
+                    return None
+                user = _user(row)
+                self._append_outbox(conn, announce(user), trace)
+                return user
+
+        return self._run(work)
 
     # -------------------------------------------------------------------- graph
 
-    def follow(self, event: UserFollowed) -> bool:
+    def follow(self, event: UserFollowed, trace: Mapping[str, str]) -> bool:
         """Add the follow, its counts and its outbox event in one transaction."""
 
         def work(conn: psycopg.Connection) -> bool:
@@ -213,8 +250,7 @@ class PostgresUsers:
                 if inserted is None:
                     return False
                 self._count(conn, event.follower_id, event.followee_id, +1)
-                self._append_outbox(conn, events.USER_FOLLOWED, event.follower_id,
-                                    event.followee_id)
+                self._append_outbox(conn, event, trace)
                 return True
 
         try:
@@ -222,7 +258,7 @@ class PostgresUsers:
         except errors.ForeignKeyViolation as exc:
             raise UserNotFound("The follower does not exist.") from exc
 
-    def unfollow(self, event: UserUnfollowed) -> bool:
+    def unfollow(self, event: UserUnfollowed, trace: Mapping[str, str]) -> bool:
         """Remove the follow, its counts and write its outbox event in one transaction."""
 
         def work(conn: psycopg.Connection) -> bool:
@@ -235,8 +271,7 @@ class PostgresUsers:
                 if deleted is None:
                     return False
                 self._count(conn, event.follower_id, event.followee_id, -1)
-                self._append_outbox(conn, events.USER_UNFOLLOWED, event.follower_id,
-                                    event.followee_id)
+                self._append_outbox(conn, event, trace)
                 return True
 
         return self._run(work)
@@ -250,17 +285,19 @@ class PostgresUsers:
             conn.execute(f"UPDATE users SET {column} = {column} + %s WHERE id = %s",
                          (delta, user_id))
 
-    def _append_outbox(self, conn, event_type: str, follower_id: int, followee_id: int) -> None:
-        envelope = events.Event(
-            event_id=str(uuid.uuid4()), type=event_type,
-            payload={"follower_id": str(follower_id), "followee_id": str(followee_id)},
-        )
-        headers = {**({"request_id": rid} if (rid := request_id_var.get()) else {}),
-                   **tracing.current_trace_headers()}  # so the relay continues this trace
+    def topic_of(self, event: UsersEvent) -> str:
+        """The (prefixed) topic an event is published on."""
+        return (self.follows_topic if isinstance(event, (UserFollowed, UserUnfollowed))
+                else self.users_topic)
+
+    def _append_outbox(self, conn, event: UsersEvent, trace: Mapping[str, str]) -> None:
+        """One outbox row for `event`; `trace` (propagation headers) lets the relay
+        continue the trace of the request that made the change."""
+        kind, key, payload = outbox_record(event)
+        envelope = events.Event(event_id=str(uuid.uuid4()), type=kind, payload=payload)
         conn.execute(
             "INSERT INTO outbox (topic, key, payload, headers) VALUES (%s, %s, %s, %s)",
-            (self.follows_topic, str(follower_id), envelope.to_json().decode(),
-             json.dumps(headers)),
+            (self.topic_of(event), key, envelope.to_json().decode(), json.dumps(dict(trace))),
         )
 
     def followers(self, user_id: int, after: Position | None,

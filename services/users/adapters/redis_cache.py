@@ -21,10 +21,10 @@ from typing import Callable, Iterable, Sequence, TypeVar
 
 import redis
 
+from common import outages
 from common.metrics import CACHE_REQUESTS
-from common import resilience
 from common.resilience import Breaker, CircuitBreakerError
-from users.domain import User
+from users.domain.model import User
 
 log = logging.getLogger("murmur.users.cache")
 T = TypeVar("T")
@@ -60,15 +60,37 @@ def load(raw: bytes | str) -> User:
 TOMBSTONE = b"-"
 
 
-def is_outage(exc: BaseException) -> bool:
-    """Whether `exc` means Redis is unreachable or too slow (not that it refused a command)."""
-    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError))
+def bounded_client(url: str, *, max_connections: int, pool_timeout: float,
+                   socket_timeout: float) -> redis.Redis:
+    """A client on a bounded connection pool: at most `max_connections` sockets, and a
+    caller finding them all busy waits up to `pool_timeout` s for one, then gets
+    `redis.ConnectionError` (a miss to the cache). Without a bound, a slow Redis under
+    load would have every request thread open a socket of its own."""
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=pool_timeout,
+        socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
+        health_check_interval=30,
+    )
+    return redis.Redis(connection_pool=pool)
 
 
-def redis_breaker(*, fail_max: int, reset_timeout: float) -> Breaker:
-    """The process's Redis breaker; it counts outages only."""
-    return resilience.breaker("redis", fail_max=fail_max, reset_timeout=reset_timeout,
-                              exclude=[lambda exc: not is_outage(exc)])
+def close_client(client: redis.Redis) -> None:
+    """Close a client made by `bounded_client`, and the sockets of its pool."""
+    client.close()
+    client.connection_pool.disconnect()
+
+
+def _answered(exc: BaseException) -> bool:
+    """Redis answered (a wrong command or type): the server is up."""
+    return not outages.is_outage("redis", exc)
+
+
+def redis_breaker(*, fail_max: int = 5, reset_timeout: float = 10.0,
+                  name: str = "redis") -> Breaker:
+    """The process's Redis breaker. It counts outages only (`common.outages`): unreachable,
+    timing out, and also a server that cannot take commands now (loading, read-only,
+    out of memory, busy); a wrong command is Redis answering."""
+    return Breaker(name, fail_max=fail_max, reset_timeout=reset_timeout, exclude=[_answered])
 
 
 class RedisProfileCache:
@@ -79,7 +101,7 @@ class RedisProfileCache:
         # The tombstone outlives any read in flight when a write commits: a read holds
         # its row for at most the pool wait plus the statement timeout (2 s + 2 s).
         self.client, self.ttl, self.tombstone_ttl = client, ttl, tombstone_ttl
-        self.breaker = breaker or Breaker("redis", exclude=[lambda exc: not is_outage(exc)])
+        self.breaker = breaker or redis_breaker()
 
     def _call(self, what: str, command: Callable[[], T], default: T) -> T:
         """`command` through the breaker; `default` when Redis failed or is skipped."""

@@ -9,7 +9,7 @@ import argon2
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from users.domain import Session
+from users.domain.model import Session
 
 
 class JwtIssuer:

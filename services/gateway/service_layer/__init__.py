@@ -1,0 +1,1 @@
+"""The gateway's use cases, one per public operation, and the ports they need."""

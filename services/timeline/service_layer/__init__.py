@@ -1,0 +1,1 @@
+"""The timeline's use cases (`handlers`) and the ports they need (`ports`)."""

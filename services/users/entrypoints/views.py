@@ -1,0 +1,290 @@
+"""HTTP endpoints of the users service: parse the request, run one use case, render JSON.
+
+Query strings, cursors, identity and If-Match headers are parsed here; the handlers see
+plain values and commands. Errors are raised as the domain's exceptions or InvalidInput
+and answered by the mapping in `users.entrypoints.errors`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from common import cursors, logs, tracing
+from common.rules import InvalidInput, field_error, parse_id
+from common.service import Service
+from users.domain.commands import (
+    FollowUser,
+    RegisterUser,
+    StartSession,
+    Trace,
+    UnfollowUser,
+    UpdateProfile,
+)
+from users.domain.errors import UserNotFound
+from users.domain.model import Page, Position, Profile, User
+from users.entrypoints import errors
+from users.service_layer import handlers
+from users.service_layer.ports import Ports
+
+bp = Blueprint("users", __name__)
+
+PAGE_DEFAULT, PAGE_MAX = 20, 100
+IDS_PAGE_DEFAULT = 1000
+_ETAG = re.compile(r'"(\d{1,9})"')
+DEGRADED = "Murmur-Degraded"
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def service() -> Service:
+    """The wired service of this app."""
+    return current_app.extensions["users"]
+
+
+def ports() -> Ports:
+    """The use-case ports wired for this app."""
+    return service().ports
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def json_body() -> dict[str, Any]:
+    """The request body as a JSON object, else InvalidInput."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidInput([field_error("body", "must be a JSON object")])
+    return body
+
+
+def path_id(raw: str) -> int:
+    """An id from the URL path; UserNotFound when it cannot be one (no such resource)."""
+    user_id = parse_id(raw)
+    if user_id is None:
+        raise UserNotFound()
+    return user_id
+
+
+def int_arg(name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within [low, high], else InvalidInput."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if raw.isascii() and raw.isdigit() and low <= int(raw) <= high:
+        return int(raw)
+    raise InvalidInput([field_error(name, f"must be an integer {low}-{high}")])
+
+
+def encode_position(kind: str, position: Position) -> str:
+    """The cursor of a follow list ("followers" or "following") ending at `position`."""
+    micros = (position.followed_at - _EPOCH) // timedelta(microseconds=1)
+    return cursors.encode(kind, micros, position.user_id)
+
+
+def decode_position(kind: str, cursor: str) -> Position:
+    """The position a cursor of that follow list stands for; InvalidCursor otherwise."""
+    micros, user_id = cursors.decode(kind, cursor, 2)
+    try:
+        followed_at = _EPOCH + timedelta(microseconds=micros)
+    except OverflowError as exc:
+        raise cursors.InvalidCursor("malformed cursor") from exc
+    return Position(followed_at, user_id)
+
+
+def page_args(kind: str) -> tuple[Position | None, int]:
+    """The keyset position and page size of a follow-list request."""
+    limit = int_arg("limit", PAGE_DEFAULT, 1, PAGE_MAX)
+    cursor = request.args.get("cursor")
+    return (decode_position(kind, cursor) if cursor else None), limit
+
+
+def acting_user(raw_id: str) -> int:
+    """The path's user id, if the authenticated caller (X-User-Id) is that user."""
+    caller = parse_id(request.headers.get("X-User-Id"))
+    if caller is None:
+        raise errors.authentication_required()
+    if caller != parse_id(raw_id):
+        raise errors.not_your_account()
+    return caller
+
+
+def expected_version() -> int | None:
+    """The version named by If-Match (None for "*"); a problem when absent or foreign."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        raise errors.if_match_required()
+    header = header.strip()
+    if header == "*":
+        return None
+    match = _ETAG.fullmatch(header)
+    if match is None:
+        # A weak or foreign tag never matches under the strong comparison If-Match uses.
+        raise errors.if_match_unknown()
+    return int(match.group(1))
+
+
+def trace() -> Trace:
+    """This request's propagation headers (request id, W3C trace context), stored with
+    the events it causes so the relay that publishes them continues its trace."""
+    rid = logs.request_id_var.get()
+    return {**({"request_id": rid} if rid else {}), **tracing.current_trace_headers()}
+
+
+# ------------------------------------------------------------------------- rendering
+
+
+def iso(dt: datetime) -> str:
+    """An ISO 8601 UTC timestamp with milliseconds, Z-suffixed."""
+    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def user_json(user: User) -> dict[str, Any]:
+    """The public user representation."""
+    return {"id": str(user.id), "username": user.username, "display_name": user.display_name,
+            "bio": user.bio, "followers_count": user.followers_count,
+            "following_count": user.following_count, "created_at": iso(user.created_at)}
+
+
+def user_response(user: User, status: int = 200, degraded: str | None = None) -> Response:
+    """A user with its ETag (the profile version), and why it is degraded if it is."""
+    resp = jsonify(user_json(user))
+    resp.status_code = status
+    resp.headers["ETag"] = f'"{user.version}"'
+    if degraded:
+        resp.headers[DEGRADED] = degraded
+    return resp
+
+
+def profile_response(profile: Profile) -> Response:
+    """A profile as read, marked when it came from the cache alone."""
+    return user_response(profile.user, degraded=profile.degraded)
+
+
+def page_response(kind: str, page: Page) -> Response:
+    """A page of users with the cursor of the next page."""
+    return jsonify(items=[user_json(u) for u in page.users],
+                   next_cursor=encode_position(kind, page.next) if page.next else None)
+
+
+def no_content() -> Response:
+    """An empty 204."""
+    return Response(status=204)
+
+
+# ------------------------------------------------------------------------ public API
+
+
+@bp.post("/users")
+def register() -> Response:
+    body = json_body()
+    user = handlers.register_user(RegisterUser(
+        body.get("username"), body.get("password"), body.get("display_name"), trace()),
+        ports())
+    resp = user_response(user, 201)
+    resp.headers["Location"] = f"/users/{user.username}"
+    return resp
+
+
+@bp.post("/sessions")
+def start_session() -> Response:
+    body = json_body()
+    session = handlers.start_session(StartSession(body.get("username"), body.get("password")),
+                                     ports())
+    resp = jsonify(access_token=session.access_token, token_type=session.token_type,
+                   expires_in=session.expires_in)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.get("/users/<username>")
+def get_user(username: str) -> Response:
+    return profile_response(handlers.show_user(username, ports()))
+
+
+@bp.get("/users/by-id/<user_id>")
+def get_user_by_id(user_id: str) -> Response:
+    return profile_response(handlers.show_user_by_id(path_id(user_id), ports()))
+
+
+@bp.patch("/users/<user_id>")
+def update_profile(user_id: str) -> Response:
+    uid = acting_user(user_id)
+    version = expected_version()
+    user = handlers.update_profile(UpdateProfile(uid, version, json_body(), trace()), ports())
+    return user_response(user)
+
+
+@bp.put("/users/<user_id>/following/<username>")
+def follow(user_id: str, username: str) -> Response:
+    handlers.follow_user(FollowUser(acting_user(user_id), username, trace()), ports())
+    return no_content()
+
+
+@bp.delete("/users/<user_id>/following/<username>")
+def unfollow(user_id: str, username: str) -> Response:
+    handlers.unfollow_user(UnfollowUser(acting_user(user_id), username, trace()), ports())
+    return no_content()
+
+
+@bp.get("/users/<username>/followers")
+def followers(username: str) -> Response:
+    after, limit = page_args("followers")
+    return page_response("followers", handlers.list_followers(username, after, limit, ports()))
+
+
+@bp.get("/users/<username>/following")
+def following(username: str) -> Response:
+    after, limit = page_args("following")
+    return page_response("following", handlers.list_following(username, after, limit, ports()))
+
+
+# ---------------------------------------------------------------------- internal API
+
+
+@bp.get("/internal/users/<user_id>/follower-ids")
+def follower_ids(user_id: str) -> Response:
+    uid = path_id(user_id)
+    limit = int_arg("limit", IDS_PAGE_DEFAULT, 1, service().config.max_follower_ids_page)
+    raw_after = request.args.get("after")
+    after = None
+    if raw_after:
+        after = parse_id(raw_after)
+        if after is None:
+            raise InvalidInput([field_error("after", "must be a user id")])
+    ids, next_after, count = handlers.page_follower_ids(uid, after, limit, ports())
+    return jsonify(ids=[str(i) for i in ids],
+                   next_after=str(next_after) if next_after is not None else None,
+                   followers_count=count)
+
+
+@bp.get("/internal/users/<user_id>/followee-ids")
+def followee_ids(user_id: str) -> Response:
+    uid = path_id(user_id)
+    limit = int_arg("limit", IDS_PAGE_DEFAULT, 1, service().config.max_follower_ids_page)
+    min_followers = int_arg("min_followers", 0, 0, 2**31 - 1)
+    ids = handlers.list_followee_ids(uid, min_followers, limit, ports())
+    return jsonify(ids=[str(i) for i in ids])
+
+
+@bp.post("/internal/users/batch")
+def batch() -> Response:
+    raw_ids = json_body().get("ids")
+    most = service().config.max_batch_ids
+    if not isinstance(raw_ids, list) or len(raw_ids) > most:
+        raise InvalidInput([field_error("ids", f"must be a list of at most {most} user ids")])
+    ids = [parse_id(raw) if isinstance(raw, str) else None for raw in raw_ids]
+    if None in ids:
+        raise InvalidInput([field_error("ids", "every id must be a decimal string")])
+    found = handlers.show_users(ids, ports())
+    body: dict[str, Any] = {"users": {str(u.id): {"id": str(u.id), "username": u.username,
+                                                  "display_name": u.display_name}
+                                      for u in found.users.values()}}
+    if found.degraded:
+        body["unavailable"] = [str(i) for i in found.unavailable]
+    resp = jsonify(body)
+    if found.degraded:
+        resp.headers[DEGRADED] = found.degraded
+    return resp

@@ -1,0 +1,1 @@
+"""The users use cases (`handlers`) and the ports they reach the outside world through."""
