@@ -195,17 +195,19 @@ def observe_reads(path: str = "/timeline", seconds: float = 10, status: int = 20
                   degraded: str = "", max_latency_ms: float = 2000,
                   expect_followed_tweets: bool = False, retry_after: bool = False,
                   latency_quantile: float = 1.0, settle: float = 0, name: str = "",
+                  expect_authors: bool = False,
                   configuration: dict | None = None) -> dict[str, Any]:
-    """Action: read `path` (`/timeline`, `/users/{prober}`, `/users/{prober}/tweets`, or
-    `/users/{author}/...` for the ledger's author) while a fault lasts and record whether
+    """Action: read `path` (`/timeline`, `/users/{prober}`, `/users/{prober}/tweets`,
+    `/users/{author}/...` for the ledger's author, `/tweets/{tweet}` for its first
+    acknowledged tweet) while a fault lasts and record whether
     each answered `status`, with the `degraded` marker ('' for none; alternatives as
     'a|b'), the reads'
     `latency_quantile` (1.0: every read) within `max_latency_ms`, holding the ledger's tweets (`expect_followed_tweets`) and with a
     Retry-After (`retry_after`), reading again and again for `seconds` (the fault lasts
     that long). With `settle` > 0, judging starts once 5 reads in a row answered `status`
     (every worker of a service has its own breaker: each must meet the fault first), or
-    fails if that takes longer than `settle` s. `observations_held` judges the records
-    afterwards."""
+    fails if that takes longer than `settle` s. With `expect_authors`, every tweet of a
+    200 must name its author. `observations_held` judges the records afterwards."""
     run = context.current(configuration)
     from murmur_chaos import ledger
 
@@ -213,6 +215,11 @@ def observe_reads(path: str = "/timeline", seconds: float = 10, status: int = 20
     reader = client.member(book["followers"][0]) if book.get("followers") else prober(run)
     author = book.get("author", {}).get("username", reader.username)
     real_path = path.replace("{prober}", prober(run).username).replace("{author}", author)
+    if "{tweet}" in real_path:
+        acked = ledger.acknowledged_ids(run)
+        if not acked:
+            return _observe(run, name or f"GET {path}", False, "no acknowledged tweet to read")
+        real_path = real_path.replace("{tweet}", acked[0])
     headers = reader.auth if real_path.startswith("/timeline") else {}
     wanted = {f"{status} {d}".strip() for d in degraded.split("|")}
 
@@ -258,6 +265,15 @@ def observe_reads(path: str = "/timeline", seconds: float = 10, status: int = 20
             missing = set(ledger.acknowledged_ids(run, before=time.time())) - shown
             if missing:
                 problems.append(f"{len(missing)} of the followees' tweets missing")
+        if expect_authors and resp.status_code == 200:
+            body = resp.json()
+            tweets = body.get("items", [body])
+            nameless = [t.get("id") for t in tweets if not t.get("author", {}).get("username")]
+            if not tweets:
+                problems.append("no tweets to show")
+            elif nameless:
+                problems.append(f"{len(nameless)} of {len(tweets)} tweets without their "
+                                "author's username")
     slow = _latency_problem(latencies, latency_quantile, max_latency_ms)
     if slow:
         problems.append(slow)

@@ -42,7 +42,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping
 from urllib.parse import urlencode
 
 import urllib3
@@ -51,6 +51,7 @@ from urllib3.exceptions import EmptyPoolError, HTTPError, NewConnectionError
 from urllib3.exceptions import TimeoutError as HTTPTimeoutError
 
 from common import logs, resilience
+from common.config import PeerConfig
 from common.metrics import POOL_WAITING
 from common.resilience import Breaker, CircuitBreakerError, DeadlineExceeded
 
@@ -63,44 +64,6 @@ CALLS = Histogram("murmur_downstream_request_duration_seconds",
 
 # Methods whose calls may be repeated: repeating one changes nothing more than the first did.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-
-
-# ------------------------------------------------------------------------- settings
-
-
-class PeerSettings(Protocol):
-    """How to reach one peer (`PeerConfig`, or any object with these attributes)."""
-
-    name: str
-    base_url: str
-    connect_timeout: float
-    read_timeout: float
-    pool_size: int
-    fail_max: int
-    reset_timeout: float
-    retry_attempts: int
-    retry_base: float
-    retry_cap: float
-
-
-@dataclass(frozen=True)
-class PeerConfig:
-    """How a process reaches one peer service."""
-
-    name: str
-    base_url: str
-    connect_timeout: float
-    read_timeout: float
-    pool_size: int
-    # The breaker opens after `fail_max` failed calls in a row and lets one trial call
-    # through after `reset_timeout` seconds.
-    fail_max: int = 5
-    reset_timeout: float = 5.0
-    # An idempotent call is tried at most `retry_attempts` times, waiting a random time up
-    # to retry_base * 2^n (at most retry_cap) seconds between tries.
-    retry_attempts: int = 3
-    retry_base: float = 0.05
-    retry_cap: float = 0.5
 
 
 # --------------------------------------------------------------------------- errors
@@ -250,7 +213,7 @@ def _problem(data: bytes) -> dict[str, Any]:
 class HttpClient:
     """A client of one peer service; thread-safe, one per peer and process."""
 
-    def __init__(self, peer: PeerSettings, *, breaker: Breaker | None = None,
+    def __init__(self, peer: PeerConfig, *, breaker: Breaker | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.peer = peer
         self.name = peer.name

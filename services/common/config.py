@@ -238,6 +238,10 @@ BIND_HOST = Setting(("MURMUR_BIND_HOST",), "127.0.0.1", str,
                     "address the processes listen on: loopback locally, 0.0.0.0 in a container")
 PORT = Setting(("MURMUR_PORT",), MISSING, int,
                "port this process listens on (default: its service's port in the profile)")
+GUNICORN_WORKERS = Setting(("GUNICORN_WORKERS",), 2, int,
+                           "gunicorn worker processes of an HTTP service")
+GUNICORN_THREADS = Setting(("GUNICORN_THREADS",), 8, int,
+                           "threads per gunicorn worker (requests one worker serves at once)")
 SERVICE_URL = Setting(("MURMUR_{NAME}_URL",), MISSING, str,
                       "base URL of service NAME as its callers see it "
                       "(default: its port on 127.0.0.1 in the profile)")
@@ -272,6 +276,33 @@ def secrets_dir() -> Path:
     """Folder where secrets are generated at first start."""
     return Path(env("MURMUR_SECRETS_DIR", str(murmur_home() / "secrets")))
 
+
+
+# ---------------------------------------------------------------------------- peers
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    """How a process reaches one peer service (`common.client.HttpClient` takes it).
+
+    A plain record here, read from no variable: each caller fills it from its own settings
+    (the gateway's `DownstreamConfig` declares where each field is read from).
+    """
+
+    name: str
+    base_url: str
+    connect_timeout: float
+    read_timeout: float
+    pool_size: int
+    # The breaker opens after `fail_max` failed calls in a row and lets one trial call
+    # through after `reset_timeout` seconds.
+    fail_max: int = 5
+    reset_timeout: float = 5.0
+    # An idempotent call is tried at most `retry_attempts` times, waiting a random time up
+    # to retry_base * 2^n (at most retry_cap) seconds between tries.
+    retry_attempts: int = 3
+    retry_base: float = 0.05
+    retry_cap: float = 0.5
 
 
 # ------------------------------------------------------------------------- profiles

@@ -20,9 +20,9 @@ from pathlib import Path
 # matches one of its settings, and `config` is one (the config file path).
 from common import config as murmur_config
 
-bind = murmur_config.bind_address(murmur_config.env_int("MURMUR_PORT", 0))
-workers = murmur_config.env_int("GUNICORN_WORKERS", 2)
-threads = murmur_config.env_int("GUNICORN_THREADS", 8)
+bind = murmur_config.bind_address(murmur_config.PORT.read(default=0))
+workers = murmur_config.GUNICORN_WORKERS.read()
+threads = murmur_config.GUNICORN_THREADS.read()
 worker_class = "gthread"
 timeout = 30
 # In-flight requests get this long to finish after SIGTERM; below the supervisor's

@@ -279,9 +279,4 @@ class Breakers:
         return len(self._made)
 
 
-def breaker(name: str, **settings: Any) -> Breaker:
-    """A new breaker for dependency `name` (the caller keeps it; see `Breakers`)."""
-    return Breaker(name, **settings)
-
-
 CircuitBreakerError = pybreaker.CircuitBreakerError

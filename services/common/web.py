@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 import uuid
@@ -171,15 +172,43 @@ def create_base_app(service: str, checks: dict[str, ReadinessCheck] | None = Non
     return app
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port as werkzeug's server opens one; OSError if it cannot
+    (werkzeug itself would print the error and exit the process)."""
+    from werkzeug.serving import LISTEN_QUEUE, get_sockaddr, select_address_family
+
+    family = select_address_family(host, port)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(get_sockaddr(host, port, family))
+        sock.listen(LISTEN_QUEUE)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class ProbeServer:
-    """/healthz, /readyz and /metrics of a process without an HTTP API, on a thread."""
+    """/healthz, /readyz and /metrics of a process without an HTTP API, on a thread.
+
+    Raises OSError when it cannot listen on host:port (the port is taken, the host is not
+    this machine's); `port` is the one it listens on (port 0 picks a free one).
+    """
 
     def __init__(self, service: str, host: str, port: int,
                  checks: dict[str, ReadinessCheck] | None = None) -> None:
         from werkzeug.serving import make_server
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log per probe
-        self.server = make_server(host, port, create_base_app(service, checks), threaded=True)
+        # Bound here, not by make_server: werkzeug answers a failed bind with sys.exit(1).
+        sock = listening_socket(host, port)
+        try:
+            self.server = make_server(host, port, create_base_app(service, checks),
+                                      threaded=True, fd=sock.fileno())
+        finally:
+            sock.close()  # the server listens on its own duplicate of the socket
+        self.port: int = self.server.port
         self.thread = threading.Thread(target=self.server.serve_forever, name="probes",
                                        daemon=True)
 
@@ -195,11 +224,13 @@ class ProbeServer:
 
 def serve_probes(service: str, host: str, port: int,
                  checks: dict[str, ReadinessCheck] | None = None) -> ProbeServer | None:
-    """Start a ProbeServer; None (with a warning) if the port is taken, e.g. by a standby."""
+    """Start a ProbeServer; None (with a warning) if the port is taken, e.g. by a standby:
+    the process then runs on without /healthz, /readyz and /metrics."""
     try:
         probes = ProbeServer(service, host, port, checks)
     except OSError as exc:
-        log.warning("no /metrics for %s: cannot listen on %s:%d: %s", service, host, port, exc)
+        log.warning("%s runs without probes (no /healthz, /readyz, /metrics): cannot listen "
+                    "on %s:%d: %s", service, host, port, exc)
         return None
     probes.start()
     return probes

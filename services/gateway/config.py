@@ -14,15 +14,14 @@ from common.config import Settings, loaded, setting
 
 
 @dataclass(frozen=True)
-class DownstreamConfig(Settings):
-    """How the gateway reaches one downstream service.
+class DownstreamConfig(config.PeerConfig, Settings):
+    """How the gateway reaches one downstream service: the fields of `PeerConfig`, each
+    after the first two read from the gateway's variables below.
 
     `{NAME}` in a variable is the downstream's name (GATEWAY_USERS_READ_TIMEOUT); where two
     variables are listed, the first one set wins.
     """
 
-    name: str
-    base_url: str
     connect_timeout: float = setting(
         ("GATEWAY_{NAME}_CONNECT_TIMEOUT", "GATEWAY_CONNECT_TIMEOUT"), 0.5, parse=float,
         doc="seconds to connect to the downstream")
@@ -30,16 +29,13 @@ class DownstreamConfig(Settings):
                                   doc="seconds the downstream may take to answer")
     # One pooled connection per worker thread and downstream: a thread never waits for a
     # connection, and one slow downstream can hold at most this many sockets.
-    pool_size: int = setting(("GATEWAY_POOL_SIZE", "GUNICORN_THREADS"), 8, parse=int,
+    pool_size: int = setting(("GATEWAY_POOL_SIZE", *config.GUNICORN_THREADS.env),
+                             config.GUNICORN_THREADS.default, parse=config.GUNICORN_THREADS.parse,
                              doc="pooled connections to the downstream (default: one a thread)")
-    # The breaker opens after `fail_max` failed calls in a row and tries one call again
-    # after `reset_timeout` seconds.
     fail_max: int = setting("GATEWAY_BREAKER_FAIL_MAX", 5, parse=int,
                             doc="failed calls in a row that open the downstream's breaker")
     reset_timeout: float = setting("GATEWAY_BREAKER_RESET_TIMEOUT", 5.0, parse=float,
                                    doc="seconds the breaker stays open before a trial call")
-    # Idempotent calls are tried at most `retry_attempts` times, waiting a random time up to
-    # retry_base * 2^n (at most retry_cap) seconds between tries.
     retry_attempts: int = setting("GATEWAY_RETRY_ATTEMPTS", 3, parse=int,
                                   doc="tries of an idempotent call")
     retry_base: float = setting("GATEWAY_RETRY_BASE", 0.05, parse=float,

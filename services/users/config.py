@@ -71,8 +71,6 @@ class UsersConfig(Settings):
     worker_lease_ttl: int = setting("USERS_WORKER_LEASE_TTL", 30, parse=int,
                                     doc="seconds an id worker lease lives unrenewed")
     # Internal API limits.
-    max_batch_ids: int = setting("USERS_MAX_BATCH_IDS", 500, parse=int,
-                                 doc="ids one batch lookup may ask for")
     max_follower_ids_page: int = 10_000  # not a setting: the internal API's contract
     # Outbox relay.
     relay_batch_size: int = setting("USERS_RELAY_BATCH_SIZE", 500, parse=int,

@@ -16,6 +16,7 @@ import redis
 
 from common import ids, resilience
 from timeline.adapters import cassandra_store, users_client
+from common.client import peer_breaker
 from timeline.adapters.guard import outage_breaker
 from timeline.domain.errors import DependencyUnavailable
 from timeline.domain.model import HOME_REBUILT as REBUILT
@@ -28,8 +29,7 @@ def fresh_breakers() -> dict[str, resilience.Breaker]:
         "cassandra": outage_breaker(f"cassandra-{suffix}", "cassandra", fail_max=3,
                                     reset_timeout=30),
         "redis": outage_breaker(f"redis-{suffix}", "redis", fail_max=3, reset_timeout=30),
-        "users": outage_breaker(f"users-{suffix}", users_client.is_outage, fail_max=3,
-                                reset_timeout=30),
+        "users": peer_breaker(f"users-{suffix}", fail_max=3, reset_timeout=30),
     }
 
 

@@ -465,25 +465,6 @@ def test_followee_ids_without_a_minimum_list_every_followee_up_to_the_limit(clie
     assert client.get(f"{path}?limit=10001").status_code == 422
 
 
-def test_batch_profiles_come_from_cache_and_database_alike(client, wiring):
-    cached, uncached = register(client), register(client)
-    client.get(f"/users/{cached['username']}")
-    wiring.ports.profiles.forget(int(uncached["id"]))
-    resp = client.post("/internal/users/batch", json={"ids": [cached["id"], uncached["id"], "1"]})
-    assert resp.status_code == 200
-    assert resp.json["users"] == {
-        u["id"]: {"id": u["id"], "username": u["username"], "display_name": u["display_name"]}
-        for u in (cached, uncached)}
-    assert wiring.ports.profiles.client.get(profile_key(int(uncached["id"]))) is not None
-
-
-def test_batches_are_bounded_and_checked(client):
-    assert client.post("/internal/users/batch", json={"ids": ["1"] * 501}).status_code == 422
-    assert client.post("/internal/users/batch", json={"ids": ["x"]}).status_code == 422
-    assert client.post("/internal/users/batch", json={"ids": "1"}).status_code == 422
-    assert client.post("/internal/users/batch", json={"ids": []}).json == {"users": {}}
-
-
 def test_the_redis_pool_is_bounded_by_the_setting(app, wiring):
     pool = wiring.ports.profiles.client.connection_pool
     assert pool.max_connections == wiring.config.redis_pool_max

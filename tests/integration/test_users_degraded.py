@@ -140,20 +140,6 @@ def test_writes_are_a_503_in_milliseconds_once_the_breaker_is_open(healthy, down
     assert after == requests_before, "an open breaker must not ask the pool"
 
 
-def test_a_batch_answers_what_is_cached_and_lists_the_rest(healthy, down):
-    client, _ = down
-    alice = register_and_cache(healthy)
-    open_breaker(client, alice)
-    unknown = "123456789"
-    resp = client.post("/internal/users/batch", json={"ids": [alice["id"], unknown]})
-    assert resp.status_code == 200
-    assert resp.headers[DEGRADED] == "profile-from-cache"
-    assert resp.json == {"users": {alice["id"]: {"id": alice["id"],
-                                                  "username": alice["username"],
-                                                  "display_name": alice["display_name"]}},
-                         "unavailable": [unknown]}
-
-
 def test_writes_work_again_once_the_breaker_half_opens_on_a_live_database(healthy):
     """The breaker half-opens after its reset timeout and one good trial closes it."""
     wiring = bootstrap(cheap_config(), **breakers("recovering", reset_timeout=0.5))

@@ -52,9 +52,6 @@ class MemoryUsers:
     def by_username(self, username):
         return next((self._user(r) for r in self.rows.values() if r["username"] == username), None)
 
-    def by_ids(self, user_ids):
-        return [self._user(self.rows[u]) for u in user_ids if u in self.rows]
-
     def credentials(self, username):
         row = next((r for r in self.rows.values() if r["username"] == username), None)
         return Credentials(row["id"], row["username"], row["hash"]) if row else None
@@ -141,9 +138,6 @@ class MemoryCache:
 
     def get(self, user_id):
         return self.profiles.get(user_id)
-
-    def get_many(self, user_ids):
-        return {u: self.profiles[u] for u in user_ids if u in self.profiles}
 
     def id_for(self, username):
         return self.names.get(username)

@@ -243,6 +243,16 @@ def test_a_downstream_variable_wins_over_the_gateway_wide_one_and_threads_size_t
     assert gateway_config.GatewayConfig.load().users.pool_size == 3
 
 
+def test_a_downstream_is_a_peer_whose_every_setting_the_gateway_reads(empty_env):
+    downstream = gateway_config.DownstreamConfig
+    peer_fields = [(f.name, f.type) for f in dataclasses.fields(config.PeerConfig)]
+    assert issubclass(downstream, config.PeerConfig)
+    assert [(f.name, f.type) for f in dataclasses.fields(downstream)] == peer_fields
+    own = {"name", "base_url"}  # the downstream's, given to `load`
+    assert set(config.settings(downstream)) == {name for name, _ in peer_fields} - own
+    assert downstream("users", "u").pool_size == config.GUNICORN_THREADS.default
+
+
 def test_defaults_computed_from_other_settings_follow_them(empty_env):
     empty_env.setenv("MURMUR_PG_POOL_SIZE", "5")
     assert users_config.load().pg_pool_max == 5

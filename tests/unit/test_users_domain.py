@@ -21,7 +21,7 @@ from users.domain.errors import (
     VersionMismatch,
 )
 from users.domain.events import ProfileChanged, UserFollowed, UserRegistered, UserUnfollowed
-from users.domain.model import PROFILE_FROM_CACHE, Profile, Profiles, User, profile_change_errors
+from users.domain.model import PROFILE_FROM_CACHE, Profile, User, profile_change_errors
 from users.service_layer import handlers
 from users.service_layer.ports import Ports
 
@@ -250,7 +250,9 @@ def test_unfollowing_twice_emits_one_event(ports):
 
 def test_a_follow_drops_both_cached_profiles(ports):
     alice, bob = register(ports, "alice"), register(ports, "bob")
-    handlers.show_users([alice.id, bob.id], ports)
+    for user in (alice, bob):
+        handlers.show_user_by_id(user.id, ports)
+    assert ports.profiles.get(alice.id) == alice and ports.profiles.get(bob.id) == bob
     handlers.follow_user(FollowUser(alice.id, "bob"), ports)
     assert ports.profiles.get(alice.id) is None and ports.profiles.get(bob.id) is None
     assert handlers.find_user("bob", ports).followers_count == 1
@@ -290,14 +292,6 @@ def test_followee_ids_can_be_limited_to_popular_authors(ports):
     handlers.follow_user(FollowUser(nobody.id, "star"), ports)
     assert handlers.list_followee_ids(alice.id, 2, 100, ports) == [star.id]
     assert sorted(handlers.list_followee_ids(alice.id, 0, 100, ports)) == sorted([star.id, nobody.id])
-
-
-def test_batch_lookup_leaves_unknown_ids_out_and_fills_the_cache(ports):
-    alice = register(ports, "alice")
-    found = handlers.show_users([alice.id, 999_999, alice.id], ports)
-    assert list(found.users) == [alice.id]
-    assert found.unavailable == [] and found.degraded is None
-    assert ports.profiles.get(alice.id) == alice
 
 
 # --------------------------------------------------------------- database down
@@ -348,21 +342,6 @@ def test_an_impossible_username_is_still_not_found_while_the_database_is_down(po
     cached_users_with_database_down(ports, breaker_open=True)
     with pytest.raises(UserNotFound):
         handlers.show_user("NOT-A-NAME", ports)
-
-
-@pytest.mark.parametrize("breaker_open", [True, False])
-def test_a_batch_answers_what_is_cached_and_lists_the_rest_while_the_database_is_down(
-        ports, breaker_open):
-    alice, bob, outage = cached_users_with_database_down(ports, breaker_open)
-    found = handlers.show_users([alice.id, bob.id], ports)
-    assert found == Profiles({alice.id: alice}, [bob.id], PROFILE_FROM_CACHE)
-    assert outage.tried == ([] if breaker_open else ["by_ids"])
-
-
-def test_a_fully_cached_batch_is_marked_degraded_while_the_breaker_is_open(ports):
-    alice, _, _ = cached_users_with_database_down(ports, breaker_open=True)
-    found = handlers.show_users([alice.id], ports)
-    assert found == Profiles({alice.id: alice}, [], PROFILE_FROM_CACHE)
 
 
 def test_every_write_fails_at_once_without_trying_while_the_breaker_is_open(ports):

@@ -156,8 +156,8 @@ def test_a_cursor_of_the_other_list_is_a_422(client):
 
 def test_ids_must_be_canonical_decimals(client):
     assert client.get("/users/by-id/007").status_code == 404
-    assert client.post("/internal/users/batch", json={"ids": ["007"]}).status_code == 422
-    assert client.post("/internal/users/batch", json={"ids": [7]}).status_code == 422
+    assert client.get("/internal/users/007/follower-ids").status_code == 404
+    assert client.get("/internal/users/7/follower-ids?after=007").status_code == 422
 
 
 def test_the_request_id_travels_with_the_events_of_the_request(client, ports):

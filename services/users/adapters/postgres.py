@@ -18,7 +18,7 @@ import json
 import logging
 import math
 import uuid
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 import psycopg
 from psycopg import errors
@@ -186,15 +186,6 @@ class PostgresUsers:
     def by_username(self, username: str) -> User | None:
         """The user with this username, or None."""
         return self._one(f"SELECT {USER_COLUMNS} FROM users WHERE username = %s", (username,))
-
-    def by_ids(self, user_ids: Sequence[int]) -> list[User]:
-        """The users among `user_ids` that exist, in one query."""
-        if not user_ids:
-            return []
-        rows = self._run(lambda conn: conn.cursor(row_factory=dict_row).execute(
-            f"SELECT {USER_COLUMNS} FROM users WHERE id = ANY(%s)", (list(user_ids),)
-        ).fetchall())
-        return [_user(r) for r in rows]
 
     def credentials(self, username: str) -> Credentials | None:
         """Id, username and password hash for a login, or None."""

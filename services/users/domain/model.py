@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -43,15 +43,6 @@ class Profile:
     """A profile as read, and why it did not come the usual way (None: it did)."""
 
     user: User
-    degraded: str | None = None
-
-
-@dataclass(frozen=True)
-class Profiles:
-    """Profiles of many users; `unavailable` are ids neither cached nor readable now."""
-
-    users: dict[int, User]
-    unavailable: list[int] = field(default_factory=list)
     degraded: str | None = None
 
 

@@ -267,24 +267,3 @@ def followee_ids(user_id: str) -> Response:
     min_followers = int_arg("min_followers", 0, 0, 2**31 - 1)
     ids = handlers.list_followee_ids(uid, min_followers, limit, ports())
     return jsonify(ids=[str(i) for i in ids])
-
-
-@bp.post("/internal/users/batch")
-def batch() -> Response:
-    raw_ids = json_body().get("ids")
-    most = service().config.max_batch_ids
-    if not isinstance(raw_ids, list) or len(raw_ids) > most:
-        raise InvalidInput([field_error("ids", f"must be a list of at most {most} user ids")])
-    ids = [parse_id(raw) if isinstance(raw, str) else None for raw in raw_ids]
-    if None in ids:
-        raise InvalidInput([field_error("ids", "every id must be a decimal string")])
-    found = handlers.show_users(ids, ports())
-    body: dict[str, Any] = {"users": {str(u.id): {"id": str(u.id), "username": u.username,
-                                                  "display_name": u.display_name}
-                                      for u in found.users.values()}}
-    if found.degraded:
-        body["unavailable"] = [str(i) for i in found.unavailable]
-    resp = jsonify(body)
-    if found.degraded:
-        resp.headers[DEGRADED] = found.degraded
-    return resp

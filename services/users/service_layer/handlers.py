@@ -8,7 +8,7 @@ hands it to the repository, which writes it to the outbox in the change's transa
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable
 
 from common.rules import (
     DISPLAY_NAME_MAX,
@@ -33,7 +33,6 @@ from users.domain.model import (
     Page,
     Position,
     Profile,
-    Profiles,
     Session,
     User,
     profile_change_errors,
@@ -125,27 +124,6 @@ def _profile(cached: User | None, load: Callable[[], User | None], ports: Ports)
 def find_user(username: str, ports: Ports) -> User:
     """A profile by username, cache first."""
     return show_user(username, ports).user
-
-
-def show_users(user_ids: Sequence[int], ports: Ports) -> Profiles:
-    """Profiles of many users (unknown ids left out): one cache round trip, one query.
-
-    While the database is down the cached ones still come back, marked degraded, and the
-    rest are listed as unavailable: a caller rendering many authors is better served by
-    most of them than by none."""
-    wanted = list(dict.fromkeys(user_ids))
-    found = ports.profiles.get_many(wanted)
-    missing = [uid for uid in wanted if uid not in found]
-    if ports.users.down_for():
-        return Profiles(found, missing, PROFILE_FROM_CACHE)
-    if missing:
-        try:
-            loaded = ports.users.by_ids(missing)
-        except StoreUnavailable:
-            return Profiles(found, missing, PROFILE_FROM_CACHE)
-        ports.profiles.put(loaded)
-        found.update((u.id, u) for u in loaded)
-    return Profiles(found)
 
 
 def update_profile(cmd: UpdateProfile, ports: Ports) -> User:

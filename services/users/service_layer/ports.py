@@ -7,7 +7,7 @@ them in memory. A store that cannot answer raises `StoreUnavailable`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol
 
 from users.domain.commands import Trace
 from users.domain.events import ProfileChanged, UserFollowed, UserRegistered, UserUnfollowed
@@ -25,8 +25,6 @@ class UserRepository(Protocol):
     def by_id(self, user_id: int) -> User | None: ...
 
     def by_username(self, username: str) -> User | None: ...
-
-    def by_ids(self, user_ids: Sequence[int]) -> list[User]: ...
 
     def credentials(self, username: str) -> Credentials | None: ...
 
@@ -56,8 +54,6 @@ class UserRepository(Protocol):
 
 class ProfileCache(Protocol):
     def get(self, user_id: int) -> User | None: ...
-
-    def get_many(self, user_ids: Sequence[int]) -> dict[int, User]: ...
 
     def id_for(self, username: str) -> int | None: ...
 
