@@ -34,8 +34,7 @@ def create_app(config=None) -> Flask:  # noqa: ARG001 - same factory shape as th
     def home(user_id: int):
         limit = int(request.args.get("limit", 20))
         page = handlers.show_home_timeline(user_id, limit, None, service().ports)
-        return jsonify(items=[views.render_tweet(item) for item in page.items],
-                       next_cursor=page.next_cursor)
+        return views.render_page(page, views.HOME)  # the service's own rendering
 
     @app.get("/readyz")
     def ready():
