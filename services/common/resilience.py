@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
@@ -78,6 +79,16 @@ def start_deadline(header_value: str | None, budget: float | None) -> Token:
 def end_deadline(token: Token) -> None:
     """Forget the request's deadline (at the end of the request)."""
     _deadline.reset(token)
+
+
+@contextmanager
+def deadline(budget: float | None, header_value: str | None = None) -> Iterator[None]:
+    """Run the block with a deadline (`start_deadline`'s rules), forgotten afterwards."""
+    token = start_deadline(header_value, budget)
+    try:
+        yield
+    finally:
+        end_deadline(token)
 
 
 def remaining() -> float | None:

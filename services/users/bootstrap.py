@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import redis
-
 from common import topics
 from common.ids import LeasedIds, owner_name
 from common.service import Overrides, Service
@@ -24,7 +22,7 @@ OVERRIDES = {"pool", "redis", "users", "profiles", "passwords", "tokens", "ids",
              "postgres_breaker", "redis_breaker"}
 
 
-def redis_client(cfg: users_config.UsersConfig) -> redis.Redis:
+def redis_client(cfg: users_config.UsersConfig):
     """A Redis client on the profile's database: bounded pool, bounded waits and timeouts."""
     return bounded_client(cfg.stores.redis_url, max_connections=cfg.redis_pool_max,
                           pool_timeout=cfg.redis_pool_timeout,

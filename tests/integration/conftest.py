@@ -1,10 +1,12 @@
-"""Fixtures of the timeline integration tests: its config and a stand-in users service."""
+"""Fixtures of the timeline integration tests: its config, its store clients and a stand-in
+users service."""
 
 from __future__ import annotations
 
 import pytest
 
 from timeline import config as timeline_config
+from timeline.adapters import cassandra_store, redis_store
 
 
 class FakeFollowees:
@@ -31,3 +33,20 @@ def timeline_cfg() -> timeline_config.Config:
 @pytest.fixture(scope="module")
 def followees() -> FakeFollowees:
     return FakeFollowees()
+
+
+@pytest.fixture(scope="module")
+def db(timeline_cfg) -> cassandra_store.CassandraSession:
+    """A session on the test keyspace (users' tests define their own `db`)."""
+    session = cassandra_store.CassandraSession(timeline_cfg.stores,
+                                               timeline_cfg.cassandra_timeout)
+    yield session
+    session.shutdown()
+
+
+@pytest.fixture(scope="module")
+def rds(timeline_cfg):
+    """A Redis client on the test profile's database."""
+    client = redis_store.connect(timeline_cfg.stores)
+    yield client
+    client.close()

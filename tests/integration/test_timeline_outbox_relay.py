@@ -18,7 +18,7 @@ from common import events, topics
 from common.ids import IdGenerator
 from common.outbox import FixedBuckets, PublishFailed, Relay, RelaySettings
 from common.outbox_kafka import KafkaPublisher
-from timeline.adapters import cassandra_store, redis_store
+from timeline.adapters import cassandra_store
 from timeline.adapters.cassandra_outbox import CassandraOutbox
 from timeline.adapters.redis_outbox import RedisBucketLeases, RedisWakeups
 from timeline.entrypoints.app import create_app
@@ -27,20 +27,6 @@ from integration._kafka import consumer_at_end, first_record
 from conftest import wait_until
 
 IDS = IdGenerator(1023)
-
-
-@pytest.fixture(scope="module")
-def db(timeline_cfg):
-    session = cassandra_store.CassandraSession(timeline_cfg.stores, 5.0)
-    yield session
-    session.shutdown()
-
-
-@pytest.fixture(scope="module")
-def redis_client(timeline_cfg):
-    client = redis_store.connect(timeline_cfg.stores)
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="module")
@@ -162,26 +148,26 @@ def test_a_post_and_a_delete_through_the_app_reach_kafka_in_order(timeline_cfg, 
         service.close()
 
 
-def test_a_bucket_lease_has_one_holder_until_it_is_released(redis_client):
+def test_a_bucket_lease_has_one_holder_until_it_is_released(rds):
     prefix = f"test-leases-{uuid.uuid4().hex}"
-    first = RedisBucketLeases(redis_client, "relay-a", 4, 10, prefix=prefix)
-    second = RedisBucketLeases(redis_client, "relay-b", 4, 10, prefix=prefix)
+    first = RedisBucketLeases(rds, "relay-a", 4, 10, prefix=prefix)
+    second = RedisBucketLeases(rds, "relay-b", 4, 10, prefix=prefix)
     assert first.maintain() == [0, 1, 2, 3]
     assert second.maintain() == []
     assert first.maintain() == [0, 1, 2, 3], "renewing must keep what the holder has"
-    assert redis_client.pttl(f"{prefix}:0") > 9_000
+    assert rds.pttl(f"{prefix}:0") > 9_000
     first.release()
     assert second.maintain() == [0, 1, 2, 3]
     assert first.maintain() == []
     second.release()
-    assert redis_client.exists(*(f"{prefix}:{b}" for b in range(4))) == 0
+    assert rds.exists(*(f"{prefix}:{b}" for b in range(4))) == 0
 
 
 def test_two_relays_share_the_buckets_and_a_standby_takes_over_a_released_one(
-        db, timeline_cfg, redis_client, publisher):
+        db, timeline_cfg, rds, publisher):
     prefix = f"test-leases-{uuid.uuid4().hex}"
     relays = [Relay("timeline", CassandraOutbox(db), publisher,
-                    leases=RedisBucketLeases(redis_client, name, 2, 10, prefix=prefix))
+                    leases=RedisBucketLeases(rds, name, 2, 10, prefix=prefix))
               for name in ("relay-a", "relay-b")]
     assert [r.renew_leases(force=True) for r in relays] == [[0, 1], []]
     relays[0].leases.release()  # as it does when it stops: at once, no TTL to wait out
@@ -189,25 +175,25 @@ def test_two_relays_share_the_buckets_and_a_standby_takes_over_a_released_one(
     relays[1].leases.release()
 
 
-def test_a_wakeup_names_the_bucket_a_writer_nudged(timeline_cfg, redis_client):
+def test_a_wakeup_names_the_bucket_a_writer_nudged(timeline_cfg, rds):
     channel = f"test-wakeup-{uuid.uuid4().hex}"
-    wakeups = RedisWakeups(redis_client, channel)
+    wakeups = RedisWakeups(rds, channel)
     try:
         assert wakeups.wait(0.05) == set()  # subscribed from now on
-        redis_client.publish(channel, "7")
-        redis_client.publish(channel, "not-a-bucket")
-        redis_client.publish(channel, "9")
+        rds.publish(channel, "7")
+        rds.publish(channel, "not-a-bucket")
+        rds.publish(channel, "9")
         nudged: set[int] = set()
         wait_until(lambda: nudged.update(wakeups.wait(0.2)) or nudged == {7, 9}, timeout=5)
     finally:
         wakeups.close()
 
 
-def test_a_relay_wakes_on_a_nudge_and_publishes_at_once(db, timeline_cfg, redis_client,
+def test_a_relay_wakes_on_a_nudge_and_publishes_at_once(db, timeline_cfg, rds,
                                                        publisher, consumer):
     bucket, channel = private_bucket(), f"test-wakeup-{uuid.uuid4().hex}"
     relay = Relay("timeline", CassandraOutbox(db), publisher, leases=FixedBuckets([bucket]),
-                  wakeups=RedisWakeups(redis_client, channel),
+                  wakeups=RedisWakeups(rds, channel),
                   # Sweeps far apart: only the nudge can make it publish in time.
                   settings=RelaySettings(idle_poll=0.2, sweep_interval=3600))
     stop = threading.Event()
@@ -217,7 +203,7 @@ def test_a_relay_wakes_on_a_nudge_and_publishes_at_once(db, timeline_cfg, redis_
         wait_until(lambda: relay.owned)  # its first sweep done
         time.sleep(0.5)  # subscribed
         author, _ = enqueue_posted(db, timeline_cfg, bucket)
-        redis_client.publish(channel, str(bucket))
+        rds.publish(channel, str(bucket))
         assert first_record(consumer, lambda r: r.key == str(author).encode(), timeout=10)
     finally:
         stop.set()

@@ -20,21 +20,6 @@ from timeline.entrypoints.app import create_app
 
 
 @pytest.fixture(scope="module")
-def db(timeline_cfg):
-    session = cassandra_store.CassandraSession(timeline_cfg.stores,
-                                               timeline_cfg.cassandra_timeout)
-    yield session
-    session.shutdown()
-
-
-@pytest.fixture(scope="module")
-def rds(timeline_cfg):
-    client = redis_store.connect(timeline_cfg.stores)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def app(timeline_cfg, followees, db, rds):
     app = create_app(timeline_cfg, followees=followees, cassandra=db, redis=rds)
     yield app

@@ -15,7 +15,6 @@ import socket
 import statistics
 import threading
 import time
-from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -440,14 +439,7 @@ def test_timeouts_and_refused_connections_are_retried(service, closed_port, conn
 # -------------------------------------------------------------------------- deadlines
 
 
-@contextmanager
-def deadline_in(seconds: float) -> Iterator[None]:
-    """Run the block as a request with `seconds` of budget left (negative: already passed)."""
-    token = resilience.start_deadline(None, seconds)
-    try:
-        yield
-    finally:
-        resilience.end_deadline(token)
+deadline_in = resilience.deadline  # a block run as a request with that budget left
 
 
 def test_every_try_carries_the_remaining_budget_downstream(service, connect) -> None:

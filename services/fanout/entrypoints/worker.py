@@ -134,11 +134,8 @@ class Worker:
             # calls to users and the Redis writes below nest under the post that caused them.
             with tracing.consumer_span(record.topic, record.partition, record.offset,
                                        record.key, record.headers) as span:
-                deadline = resilience.start_deadline(None, self.record_budget)
-                try:
+                with resilience.deadline(self.record_budget):
                     outcome = self.processor.process(record)
-                finally:
-                    resilience.end_deadline(deadline)
                 span.set_attribute("murmur.outcome", outcome.value)
                 if outcome is not Outcome.PROCESSED:
                     tracing.record_error(span, outcome.value)
