@@ -496,6 +496,14 @@ def open_stores(stores: list[str] | None = None,
             _FORWARDS[store] = _Forward(f"svc/{rel}-{store}", STORE_PORTS[store], ns)
         opened[store] = _FORWARDS[store].port
     os.environ["MURMUR_STORE_HOST"] = "127.0.0.1"
+    profile = config.PROFILES[settings.get("MURMUR_PROFILE", "dev")]
+    # This process now acts on the deployment's stores, so it takes the deployment's
+    # profile: rows the seed writes into users' outbox must name the deployment's topics
+    # (a topic that does not exist would hold up users' relay).
+    os.environ["MURMUR_PROFILE"] = profile.name
+    for name in ("MURMUR_TOPIC_PREFIX", "MURMUR_CASSANDRA_KEYSPACE"):
+        if settings.get(name):
+            os.environ[name] = settings[name]
     if "postgres" in opened:
         import base64
 
@@ -506,7 +514,6 @@ def open_stores(stores: list[str] | None = None,
             "MURMUR_PG_DATABASE": settings["MURMUR_PG_DATABASE"],
             "MURMUR_PG_PASSWORD": base64.b64decode(secret.data["password"]).decode()})
     if "redis" in opened:
-        profile = config.PROFILES[settings.get("MURMUR_PROFILE", "dev")]
         os.environ.update({
             "MURMUR_REDIS_HOST": "127.0.0.1", "MURMUR_REDIS_PORT": str(opened["redis"]),
             "MURMUR_REDIS_DB": settings.get("MURMUR_REDIS_DB", str(profile.redis_db))})
