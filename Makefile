@@ -15,9 +15,10 @@ TWEETS ?= 3
 CELEBRITIES ?= 5
 PYTEST  := MURMUR_PROFILE=test $(PY) -m pytest
 
-.PHONY: help install up down status logs start stop restart reload rolling-restart toxic cut heal \
+.PHONY: help install up down status logs start stop restart reload rolling-restart rotate-keys \
+        toxic cut heal \
         toxics clean bootstrap test test-unit test-integration test-platform test-e2e \
-        test-fault test-up seed bench api-docs trace
+        test-fault test-up seed bench api-docs api-fuzz trace redrive
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -52,6 +53,9 @@ reload: ## Replace a gunicorn service's workers in place, no request refused (SE
 rolling-restart: ## Restart PROFILE's service processes one at a time, each ready before the next
 	@$(STACK) --profile $(PROFILE) rolling-restart
 
+rotate-keys: ## New token-signing key for PROFILE: published to the gateways, then signing; no session ends
+	@$(STACK) --profile $(PROFILE) rotate-keys
+
 toxic: ## Add a fault on PROFILE's proxy to one store (DEP=cassandra TOXIC=latency|timeout|reset MS=2000)
 	@$(STACK) --profile $(PROFILE) toxic add $(DEP) $(TOXIC) $(MS)
 
@@ -79,11 +83,19 @@ bench: ## Benchmarks against the running stack: fan-out, home-timeline reads, by
 	@MURMUR_PROFILE=$(PROFILE) $(PY) bench/reads.py
 	@$(PY) bench/resilience.py
 
+redrive: ## Replay fanout's dead letters that can be processed now, each once (DRY_RUN=1 lists them)
+	@MURMUR_PROFILE=$(PROFILE) PYTHONPATH=services $(PY) -m fanout.entrypoints.redrive \
+		$(if $(DRY_RUN),--dry-run) $(if $(FROM_BEGINNING),--from-beginning)
+
 trace: ## Print one trace as a tree (ID=<trace id>; default: the latest that reached fanout)
 	@MURMUR_PROFILE=$(PROFILE) $(PY) local/trace_tree.py $(if $(ID),--id $(ID))
 
 api-docs: ## Regenerate docs/api-reference.md from the gateway's OpenAPI document
 	@PYTHONPATH=services $(PY) -m gateway.entrypoints.apidoc > docs/api-reference.md
+
+api-fuzz: ## Schemathesis on PROFILE's API through nginx: every check, stateful too (EXAMPLES=50 SEED= MAX_TIME=)
+	@MURMUR_PROFILE=$(PROFILE) $(PY) local/api_fuzz.py $(if $(EXAMPLES),--max-examples $(EXAMPLES)) \
+		$(if $(SEED),--seed $(SEED)) $(if $(MAX_TIME),--max-time $(MAX_TIME))
 
 clean: ## Stop everything and delete all local data (asks unless FORCE=1)
 	@if [ "$(FORCE)" != 1 ]; then read -r -p "Delete all Murmur data in var/? [y/N] " ok && [ "$$ok" = y ]; fi

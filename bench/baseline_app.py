@@ -12,7 +12,9 @@ import threading
 
 from flask import Flask, jsonify, request
 
+from common.cursors import Cursors
 from timeline import bootstrap as timeline_bootstrap
+from timeline import config as timeline_config
 from timeline.entrypoints import views
 from timeline.service_layer import handlers
 
@@ -20,6 +22,8 @@ from timeline.service_layer import handlers
 def create_app(config=None) -> Flask:  # noqa: ARG001 - same factory shape as the services
     """A bare Flask app over the timeline's home-timeline handler."""
     app = Flask("baseline")
+    # Its pages carry a sealed cursor, as the service's do.
+    app.extensions["cursors"] = Cursors(timeline_config.load().cursor_key)
     wired: dict = {}
     lock = threading.Lock()
 
@@ -34,7 +38,7 @@ def create_app(config=None) -> Flask:  # noqa: ARG001 - same factory shape as th
     def home(user_id: int):
         limit = int(request.args.get("limit", 20))
         page = handlers.show_home_timeline(user_id, limit, None, service().ports)
-        return views.render_page(page, views.HOME)  # the service's own rendering
+        return views.render_page(page, views.HOME, user_id)  # the service's own rendering
 
     @app.get("/readyz")
     def ready():

@@ -79,28 +79,31 @@ def timed_gets(http: urllib3.PoolManager, url: str, headers: dict[str, str],
 
 
 def fail_fast_in_process(requests: int) -> None:
-    from cryptography.hazmat.primitives import serialization
+    import json
+
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     import jwt
     from werkzeug.serving import make_server
 
+    from common import jwks
     from gateway.entrypoints.app import create_app
     from gateway.adapters.tokens import TokenVerifier
 
     key = Ed25519PrivateKey.generate()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    public = json.dumps(jwks.key_set([key.public_key()]))
     down = f"http://127.0.0.1:{closed_port()}"
     cfg = GatewayConfig(
-        users=DownstreamConfig("users", down, 0.5, 3.0, 8),
+        users=DownstreamConfig("users", down, 0.5, 2.0, 8),
+        users_sign_in=DownstreamConfig("users_sign_in", down, 0.5, 3.0, 8),
         timeline=DownstreamConfig("timeline", down, 0.5, 2.0, 8, reset_timeout=600),
-        jwt_public_key=public, jwt_public_key_file=Path("unused"), jwt_leeway=5, retry_after=1)
+        jwt_public_keys=public, jwt_public_keys_file=Path("unused"), jwt_leeway=5, retry_after=1)
     server = make_server("127.0.0.1", 0, create_app(cfg, tokens=TokenVerifier(public)),
                          threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     now = int(time.time())
-    token = jwt.encode({"sub": "1", "username": "bench", "iat": now, "exp": now + 3600}, key,
-                       algorithm="EdDSA")
+    token = jwt.encode({"iss": jwks.ISSUER, "aud": jwks.AUDIENCE, "sub": "1",
+                        "username": "bench", "iat": now, "exp": now + 3600}, key,
+                       algorithm="EdDSA", headers={"kid": jwks.thumbprint(key.public_key())})
     url = f"http://127.0.0.1:{server.server_port}/api/v1/timeline"
     http = urllib3.PoolManager(maxsize=1)
     auth = {"Authorization": f"Bearer {token}"}

@@ -93,7 +93,22 @@ def load_users_and_follows(args: argparse.Namespace, stores: config.Stores,
                            followees: list[set[int]]) -> list[int]:
     """Insert users and follows (idempotently); returns the user ids by index."""
     names = [username(i, args.celebrities) for i in range(args.users)]
-    return insert_users_and_follows(stores, names, followees)
+    user_ids = insert_users_and_follows(stores, names, followees)
+    settle_celebrities(stores, user_ids)
+    return user_ids
+
+
+def settle_celebrities(stores: config.Stores, user_ids: list[int]) -> int:
+    """Give accounts whose follows were written past the service their celebrity status,
+    announced as a follow crossing the threshold announces it (users_settle_celebrities),
+    so that timeline merges their posts at read time instead of fanning them out."""
+    import psycopg
+
+    with psycopg.connect(stores.pg_conninfo) as conn:
+        (changed,) = conn.execute("SELECT users_settle_celebrities(%s, %s, %s)",
+                                  (stores.topic(topics.USERS),
+                                   stores.profile.celebrity_threshold, user_ids)).fetchone()
+    return changed
 
 
 def insert_users_and_follows(stores: config.Stores, names: list[str],

@@ -366,14 +366,16 @@ def observe_writes(seconds: float = 5, status: int = 503, max_latency_ms: float 
 def wait_for_breaker(service: str = "timeline", breaker: str = "cassandra",
                      deadline: float = 60, drive: str = "/users/{prober}/tweets",
                      configuration: dict | None = None) -> dict[str, Any]:
-    """Action: wait until `service`'s `breaker` is open in some worker (the background
-    load, and reads of `drive`, make calls into it); records the seconds since the fault
-    started."""
+    """Action: wait until `service`'s breaker for the dependency `breaker` is open in some
+    worker (the background load, and reads of `drive`, make calls into it); records the
+    seconds since the fault started."""
     run = context.current(configuration)
     since = context.last_mark(run, "fault started") or time.time()
     end = time.monotonic() + deadline
+    # Breakers are named `<service>.<dependency>` (common.resilience.breaker_name).
+    name = f"{service}.{breaker}"
     while time.monotonic() < end:
-        if metric(run, service, "murmur_breaker_state", breaker=breaker) >= 2:
+        if metric(run, service, "murmur_breaker_state", breaker=name) >= 2:
             opened = round(time.time() - since, 2)
             context.set_figures(run, breaker_opened_after_s=opened)
             return _observe(run, f"{service}'s {breaker} breaker opens", True,

@@ -2,7 +2,7 @@
 
 Usage: python local/stackctl [--profile dev|test] COMMAND [ARGS]
   up | down | status | bootstrap | prepare | logs [NAME]
-  start NAME | stop NAME | restart NAME | reload NAME | rolling-restart
+  start NAME | stop NAME | restart NAME | reload NAME | rolling-restart | rotate-keys
   toxic add DEP latency|timeout|reset [MS] | toxic cut DEP | toxic heal [DEP] | toxic list
 
 Components are supervisord programs. `up` renders every config into the data folder,
@@ -25,6 +25,7 @@ The package, one module per job:
   preparation  the stores' set-up: first-start state, migrations, keyspace, topics
   lifecycle    up, down, status, start, stop, restart, logs
   rolling      gunicorn reloads in place and the rolling restart of a profile
+  keys         each profile's token-signing keys, and `rotate-keys`
   toxiproxy    a small client of Toxiproxy's HTTP API (the tests and chaos actions use it)
   proxy_table  each profile's proxies in front of the stores
   faults       the `toxic` commands

@@ -11,13 +11,14 @@ from common import config
 from . import __doc__ as DOC
 from .components import components
 from .faults import cmd_toxic
+from .keys import cmd_rotate_keys
 from .lifecycle import cmd_down, cmd_logs, cmd_restart, cmd_start, cmd_status, cmd_stop, cmd_up
 from .lifecycle import prepare
 from .preparation import run_bootstrap
 from .rolling import cmd_reload, cmd_rolling_restart
 
 COMMANDS = ["up", "down", "status", "start", "stop", "restart", "reload", "rolling-restart",
-            "logs", "toxic", "bootstrap", "prepare"]
+            "logs", "toxic", "bootstrap", "prepare", "rotate-keys"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         "logs": lambda: cmd_logs(name),
         "prepare": lambda: prepare(components()),
         "bootstrap": lambda: run_bootstrap(args.profile),
+        "rotate-keys": lambda: cmd_rotate_keys(args.profile),
     }
     commands[args.command]()
     return 0

@@ -59,26 +59,16 @@ def ensure_secret(name: str) -> str:
 
 
 def ensure_jwt_keys() -> None:
-    """An Ed25519 key pair: users signs session tokens, the gateway only verifies them."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    """Each profile's token-signing keys: the private key users signs with and the set of
+    public keys the gateways accept (stackctl/keys.py, where `rotate-keys` lives)."""
+    from .keys import ensure_key_sets
 
-    private_path = config.secrets_dir() / "jwt-private.pem"
-    public_path = config.secrets_dir() / "jwt-public.pem"
-    if private_path.exists() and public_path.exists():
-        return
-    key = Ed25519PrivateKey.generate()
-    private_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    private_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                               serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-    private_path.chmod(0o600)
-    public_path.write_bytes(key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    ensure_key_sets()
 
 
 def ensure_secrets() -> None:
     ensure_secret("postgres-password")
+    ensure_secret("cursor-key")  # seals page cursors, shared by users and timeline
     ensure_jwt_keys()
 
 

@@ -211,9 +211,15 @@ def _problem(data: bytes) -> dict[str, Any]:
 
 
 class HttpClient:
-    """A client of one peer service; thread-safe, one per peer and process."""
+    """A client of one peer service; thread-safe, one per peer and process.
 
-    def __init__(self, peer: PeerConfig, *, breaker: Breaker | None = None,
+    Its breaker is `breaker`, or one of its own named `<caller>.<peer>` (the calling
+    service and the peer's name, `gateway.users`), so that each service's view of a peer
+    has its own name in metrics and logs.
+    """
+
+    def __init__(self, peer: PeerConfig, *, caller: str | None = None,
+                 breaker: Breaker | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.peer = peer
         self.name = peer.name
@@ -225,7 +231,8 @@ class HttpClient:
             timeout=urllib3.Timeout(connect=peer.connect_timeout, read=peer.read_timeout))
         self._gauges = _PoolGauges(peer.name, peer.pool_size)
         self.breaker = breaker if breaker is not None else peer_breaker(
-            peer.name, fail_max=peer.fail_max, reset_timeout=peer.reset_timeout)
+            resilience.breaker_name(caller, peer.name) if caller else peer.name,
+            fail_max=peer.fail_max, reset_timeout=peer.reset_timeout)
         # Built once and shared by every thread (tenacity keeps per-call state apart).
         self._retries = {method: resilience.retrying(
             peer.name, method, attempts=peer.retry_attempts, base=peer.retry_base,
@@ -284,7 +291,9 @@ class HttpClient:
         connect = resilience.timeout_within(self.peer.connect_timeout)
         read = resilience.timeout_within(self.peer.read_timeout)
         cut_short = connect < self.peer.connect_timeout or read < self.peer.read_timeout
-        headers = {**headers, **resilience.deadline_headers()}
+        # The peer's deadline is when this caller stops waiting for it, so the peer does not
+        # finish (and commit) work whose answer nobody will read.
+        headers = {**headers, **resilience.deadline_headers(read)}
         return self.breaker.call(self._send, method, target, body, headers,
                                  urllib3.Timeout(connect=connect, read=read), cut_short)
 

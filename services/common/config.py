@@ -106,7 +106,7 @@ class Setting:
     set). A variable name may hold `{NAME}`, the upper-cased value of the `name` field
     given to `load` (e.g. `GATEWAY_{NAME}_READ_TIMEOUT`). `secret_file` names a file of the
     secrets folder read when no variable is set (the local platform generates secrets
-    there); such a setting is left out of the dataclass's repr.
+    there); such a setting, and one declared `secret`, is left out of the dataclass's repr.
     """
 
     env: tuple[str, ...]
@@ -114,6 +114,7 @@ class Setting:
     parse: Callable[[str], Any] = str
     doc: str = ""
     secret_file: str | None = None
+    secret: bool = False
 
     def variables(self, **placeholders: str) -> tuple[str, ...]:
         """The variable names, placeholders filled in."""
@@ -148,7 +149,7 @@ class Setting:
         setting declared here whose default depends on the process, e.g. its port)."""
         declared = self if default is MISSING else dataclasses.replace(self, default=default)
         kwargs: dict[str, Any] = {"metadata": {_SETTING: declared}}
-        if declared.secret_file:
+        if declared.secret_file or declared.secret:
             kwargs["repr"] = False
         if declared.default is not MISSING:
             kwargs["default"] = (_Computed(declared.default) if callable(declared.default)
@@ -158,10 +159,10 @@ class Setting:
 
 def setting(env: str | tuple[str, ...], default: Any = MISSING, *,
             parse: Callable[[str], Any] = str, doc: str = "",
-            secret_file: str | None = None) -> Any:
+            secret_file: str | None = None, secret: bool = False) -> Any:
     """Declare a setting as a dataclass field (see `Setting`)."""
     names = (env,) if isinstance(env, str) else tuple(env)
-    return Setting(names, default, parse, doc, secret_file).field()
+    return Setting(names, default, parse, doc, secret_file, secret).field()
 
 
 def computed(fn: Callable[[Any], Any], *, doc: str = "") -> Any:
@@ -249,6 +250,12 @@ CELEBRITY_THRESHOLD_DEFAULT = 2000
 HOME_TIMELINE_CAP_DEFAULT = 800
 HOME_TIMELINE_CAP = Setting(("HOME_TIMELINE_CAP",), HOME_TIMELINE_CAP_DEFAULT, int,
                             "entries kept per home timeline (Twitter kept 800)")
+# One key for users and timeline: a service that serves pages refuses to start without it,
+# and every replica must have the same one (a cursor is opened by whichever replica gets
+# the next page's request). Locally the platform generates it at first start.
+CURSOR_KEY = Setting(("MURMUR_CURSOR_KEY",), "", str,
+                     "secret sealing page cursors, the same in every replica "
+                     "(else the generated secret)", secret_file="cursor-key")
 
 
 def disabled_safeguards() -> frozenset[str]:
@@ -275,6 +282,12 @@ def murmur_home() -> Path:
 def secrets_dir() -> Path:
     """Folder where secrets are generated at first start."""
     return Path(env("MURMUR_SECRETS_DIR", str(murmur_home() / "secrets")))
+
+
+def jwt_keys_dir(profile: str | None = None) -> Path:
+    """Folder of a profile's token-signing keys (default: this process's profile): the
+    current private key `private.pem` and the accepted public keys `jwks.json`."""
+    return secrets_dir() / "jwt" / (profile or PROFILE.read())
 
 
 

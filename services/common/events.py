@@ -2,7 +2,8 @@
 
 Every event is `{"event_id", "type", "version", "occurred_at", "payload"}`; the Kafka key
 keeps one aggregate's events in order (author id on tweets.v1, follower id on follows.v1,
-user id on users.v1).
+user id on users.v1, `<user id>/celebrity` for CelebrityStatusChanged: users.v1 is
+compacted by key, so a user's latest profile and latest celebrity status are kept apart).
 W3C trace context travels in the message headers, not in the body.
 """
 
@@ -19,9 +20,18 @@ USER_FOLLOWED = "UserFollowed"
 USER_UNFOLLOWED = "UserUnfollowed"
 USER_REGISTERED = "UserRegistered"
 PROFILE_CHANGED = "ProfileChanged"
+# A user's follower count crossed the celebrity threshold (`common.rules.is_celebrity`).
+CELEBRITY_STATUS_CHANGED = "CelebrityStatusChanged"
 KNOWN_TYPES = {TWEET_POSTED, TWEET_DELETED, USER_FOLLOWED, USER_UNFOLLOWED, USER_REGISTERED,
-               PROFILE_CHANGED}
+               PROFILE_CHANGED, CELEBRITY_STATUS_CHANGED}
 VERSION = 1
+
+# TweetPosted and TweetDeleted carry the fan-out decision timeline made when it accepted
+# the post: true, fanout writes the tweet into followers' home timelines (and takes it out
+# on delete); false, the author was a celebrity, the tweet is merged at read time and
+# fanout writes nothing. Events from before the flag lack it: fanout then decides by the
+# author's follower count, as it always did.
+FAN_OUT = "fan_out"
 
 
 class InvalidEvent(ValueError):

@@ -7,8 +7,9 @@
   jitter, bounded by attempts *and* by the remaining deadline, never into an open breaker,
   each retry counted in `murmur_retries_total`.
 - **Circuit breakers** (pybreaker's state machine): one per dependency, made when the
-  process starts (`Breakers`, kept by the process's bootstrap; none exists at import),
-  transitions logged and exported as `murmur_breaker_state`. An open breaker half-opens when its reset timeout
+  process starts (by the process's bootstrap; none exists at import), named
+  `<service>.<dependency>` (`breaker_name`), transitions logged and exported as
+  `murmur_breaker_state`. An open breaker half-opens when its reset timeout
   has passed, not on the next call, so the state a worker reports is never stale.
   pybreaker's own `call` holds the breaker's lock for the whole guarded call (its issues #3
   and #55), which would serialise every thread of a process on one dependency; `Breaker`
@@ -97,6 +98,13 @@ def remaining() -> float | None:
     return None if deadline is None else deadline - time.monotonic()
 
 
+def require_time_left(margin: float) -> None:
+    """Raise DeadlineExceeded unless the request's deadline is more than `margin` s away."""
+    left = remaining()
+    if left is not None and left <= margin:
+        raise DeadlineExceeded(f"less than {margin}s of the request's deadline is left")
+
+
 def timeout_within(timeout: float) -> float:
     """`timeout`, shortened to the time left; raises DeadlineExceeded when none is left."""
     left = remaining()
@@ -107,9 +115,12 @@ def timeout_within(timeout: float) -> float:
     return min(timeout, left)
 
 
-def deadline_headers() -> dict[str, str]:
-    """The header that passes the remaining budget downstream (empty without a deadline)."""
+def deadline_headers(wait: float | None = None) -> dict[str, str]:
+    """The header that passes the remaining budget downstream (empty without a deadline);
+    `wait`: how long the caller will wait for this answer, when that is shorter."""
     left = remaining()
+    if wait is not None:
+        left = wait if left is None else min(left, wait)
     if left is None:
         return {}
     return {DEADLINE_HEADER: str(int((time.time() + max(left, 0.0)) * 1000))}
@@ -263,28 +274,46 @@ class Breaker(pybreaker.CircuitBreaker):
             return max(0.0, self.reset_timeout - (time.time() - opened_at.timestamp()))
 
 
+def breaker_name(service: str, dependency: str) -> str:
+    """The name of `service`'s breaker for `dependency` (`timeline.redis`).
+
+    Breakers are named by who calls as well as what is called: the name labels the
+    breaker's metrics and log lines, and two services' breakers for one kind of
+    dependency (users' profile cache and timeline's Redis) must never read as one.
+    """
+    return f"{service}.{dependency}"
+
+
 class Breakers:
-    """The circuit breakers of one process: one per dependency name, made on first use.
+    """The circuit breakers of one process: one per name, made on first use.
 
     Made when the process starts (its bootstrap) and handed to the adapters it wires, never
     at import: two services built in one test process do not share a breaker, and a
-    process's metrics name each breaker once.
+    process's metrics name each breaker once. A name stands for one dependency and one set
+    of rules: asking for a known name with other settings is an error, not a quiet share
+    of the first caller's breaker.
     """
 
     def __init__(self) -> None:
-        self._made: dict[str, Breaker] = {}
+        self._made: dict[str, tuple[Breaker, dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     def get(self, name: str, **settings: Any) -> Breaker:
-        """The breaker of dependency `name`, made with `settings` the first time."""
+        """The breaker `name`, made with `settings` the first time; later calls either give
+        no settings (a lookup) or the same ones. ValueError for different settings."""
         with self._lock:
             if name not in self._made:
-                self._made[name] = Breaker(name, **settings)
-            return self._made[name]
+                self._made[name] = (Breaker(name, **settings), settings)
+            breaker, made_with = self._made[name]
+            if settings and settings != made_with:
+                raise ValueError(f"breaker {name!r} exists with other settings "
+                                 f"({made_with} rather than {settings}): name each "
+                                 "dependency and rule set apart")
+            return breaker
 
     def __iter__(self) -> Iterator[Breaker]:
         with self._lock:
-            return iter(list(self._made.values()))
+            return iter([breaker for breaker, _settings in self._made.values()])
 
     def __len__(self) -> int:
         return len(self._made)

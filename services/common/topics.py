@@ -12,9 +12,12 @@ from common import config, provision
 
 TWEETS = "tweets.v1"  # TweetPosted, TweetDeleted; key = author id
 FOLLOWS = "follows.v1"  # UserFollowed, UserUnfollowed; key = follower id
-FANOUT_DLQ = "fanout.dlq.v1"  # poison messages the fanout consumer group gave up on
-# UserRegistered, ProfileChanged; key = user id. Compacted: the latest event of each user is
-# kept forever, so a new consumer rebuilds its copy of every profile from offset 0.
+# Poison the fanout group set aside (not an event of the schema, or about a user users does
+# not know), with the error in the headers; `make redrive` handles them again.
+FANOUT_DLQ = "fanout.dlq.v1"
+# UserRegistered, ProfileChanged; key = user id. CelebrityStatusChanged; key = user id +
+# "/celebrity". Compacted: the latest event of each key is kept forever, so a new consumer
+# rebuilds its copy of every profile and status from offset 0.
 USERS = "users.v1"
 
 ALL = (TWEETS, FOLLOWS, FANOUT_DLQ, USERS)

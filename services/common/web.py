@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -18,6 +19,7 @@ import uuid
 from typing import Any, Callable, Mapping
 
 from flask import Flask, Response, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from opentelemetry import trace
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -44,6 +46,39 @@ LATENCY = Histogram("murmur_http_request_duration_seconds", "HTTP request durati
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 
 ReadinessCheck = Callable[[], None]  # raises when the dependency does not answer
+
+# No Murmur body nests deeper than a few levels; Python's parser recurses once per level
+# and gives up (RecursionError, a 500) around a thousand, which a 2 KB body reaches.
+MAX_JSON_DEPTH = 32
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def json_depth_exceeds(text: str | bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether a JSON text opens more than `limit` arrays and objects inside each other."""
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8", "replace")
+    if text.count("[") + text.count("{") <= limit:
+        return False  # the common case, without a scan
+    depth = 0
+    for token in _JSON_TOKENS.finditer(text):
+        bracket = token.group()
+        if bracket in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif bracket in "]}":
+            depth -= 1
+    return False
+
+
+class BoundedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, refusing a body nested deeper than MAX_JSON_DEPTH before parsing it."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        if json_depth_exceeds(s):
+            raise validation_failed([{"field": "body", "message":
+                                      f"nests arrays and objects more than {MAX_JSON_DEPTH} deep"}])
+        return super().loads(s, **kwargs)
 
 
 def problem_response(problem: Problem) -> Response:
@@ -88,6 +123,7 @@ def create_base_app(service: str, checks: dict[str, ReadinessCheck] | None = Non
     if tracing.wanted():
         tracing.setup(service)
     app = app if app is not None else Flask(service)
+    app.json = BoundedJSONProvider(app)
     # First, so the request's span is current in every hook registered below.
     tracing.instrument_app(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]

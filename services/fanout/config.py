@@ -55,14 +55,14 @@ class FanoutConfig(Settings):
     poll_timeout_ms: int = 500
     offset_reset: str = setting("FANOUT_OFFSET_RESET", "earliest",
                                 doc="where a new group starts: earliest, so no event is lost")
-    poison_attempts: int = setting("FANOUT_POISON_ATTEMPTS", 3, parse=int,
-                                   doc="tries of a failing handler before its message is "
-                                       "dead-lettered")
-    poison_backoff_max: float = 1.0
-    transient_backoff_initial: float = 0.2  # pause of a partition whose dependency is down
+    handler_attempts: int = setting("FANOUT_HANDLER_ATTEMPTS", 3, parse=int,
+                                    doc="tries in a row of a failing handler before its "
+                                        "partition is held and the record tried again later")
+    handler_backoff_max: float = 1.0
+    transient_backoff_initial: float = 0.2  # first pause of a held partition
     transient_backoff_max: float = setting("FANOUT_TRANSIENT_BACKOFF_MAX", 10.0, parse=float,
-                                           doc="longest pause of a partition whose dependency "
-                                               "is down (s)")
+                                           doc="longest pause of a held partition (its "
+                                               "dependency down, or its record failing) (s)")
     kafka_request_timeout_ms: int = 10_000
     lag_interval: float = setting("FANOUT_LAG_INTERVAL", 5.0, parse=float,
                                   doc="seconds between consumer-lag refreshes")
@@ -77,6 +77,12 @@ class FanoutConfig(Settings):
     record_budget: float = setting("FANOUT_RECORD_BUDGET", 30.0, parse=float,
                                    doc="seconds one record's calls may take in all (their "
                                        "deadline, passed on in Murmur-Deadline)")
+    redrive_group_id: str = setting("FANOUT_REDRIVE_GROUP_ID", lambda c: f"{c.group_id}-redrive",
+                                    doc="Kafka consumer group of the redrive on the "
+                                        "dead-letter topic (default: the group + -redrive)")
+    redrive_marker_ttl: int = setting("FANOUT_REDRIVE_MARKER_TTL", 30 * 24 * 3600, parse=int,
+                                      doc="seconds the redrive remembers an event it "
+                                          "replayed (longer than the topic keeps it)")
 
 
 def load() -> FanoutConfig:

@@ -5,7 +5,7 @@ multiprocess mode (PROMETHEUS_MULTIPROC_DIR) the worker clears the folder at sta
 only samples created afterwards land in files it then reads back.
 """
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 DELIVERIES = Counter(
     "murmur_fanout_deliveries_total",
@@ -13,12 +13,20 @@ DELIVERIES = Counter(
     ["type"])
 EVENTS = Counter(
     "murmur_fanout_events_total",
-    "Events handled, by type and outcome (processed, dead_lettered, retry_later)",
+    "Events handled, by type and outcome (processed, dead_lettered; retry_later: a "
+    "dependency did not answer; failed: a bug or an answer not agreed; both hold the "
+    "partition and are tried again)",
     ["type", "outcome"])
 DEAD_LETTERED = Counter(
     "murmur_fanout_dead_lettered_total",
-    "Messages sent to the dead-letter topic, by reason (invalid, refused, failed)",
+    "Poison messages sent to the dead-letter topic, by reason (invalid: not an event of the "
+    "schema; refused: it names a user who does not exist)",
     ["reason"])
+HELD_SECONDS = Gauge(
+    "murmur_fanout_held_seconds",
+    "How long a partition has been held at the same record (an outage or a failure), "
+    "as of its latest retry; 0 once a record gets past",
+    ["topic", "partition"], multiprocess_mode="max")
 BATCH_DURATION = Histogram(
     "murmur_fanout_batch_duration_seconds",
     "Time to process the records one poll returned for one partition",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from common import jwks
 from common.client import HttpClient
 from common.service import Overrides, Service
 
@@ -14,22 +15,31 @@ from gateway.service_layer.ports import Ports
 OVERRIDABLE = {"users", "timeline", "tokens"}
 
 
+def token_verifier(config: GatewayConfig) -> TokenVerifier:
+    """The verifier of the key set the environment gives (fixed), else of the key file's,
+    followed as rotation changes it."""
+    keys = config.jwt_public_keys or jwks.WatchedFile(
+        config.jwt_public_keys_file, jwks.read_key_set, config.jwt_keys_check_interval)
+    return TokenVerifier(keys, issuer=config.jwt_issuer, audience=config.jwt_audience,
+                         leeway=config.jwt_leeway)
+
+
 def bootstrap(config: GatewayConfig | None = None,
               **overrides: object) -> Service[GatewayConfig, Ports]:
     """The wired gateway; pass `users=`, `timeline=` or `tokens=` to replace an adapter."""
     config = config or GatewayConfig.load()
     given = Overrides(OVERRIDABLE, overrides)
     closers: list = []
-    users = given.get("users", lambda: UsersClient(HttpClient(config.users)), closers)
-    timeline = given.get("timeline", lambda: TimelineClient(HttpClient(config.timeline)),
-                         closers)
-    tokens = given.get("tokens", lambda: (
-        TokenVerifier(config.jwt_public_key, config.jwt_leeway) if config.jwt_public_key
-        else TokenVerifier.from_file(config.jwt_public_key_file, config.jwt_leeway)))
+    users = given.get("users", lambda: UsersClient(
+        HttpClient(config.users, caller="gateway"),
+        HttpClient(config.users_sign_in, caller="gateway")), closers)
+    timeline = given.get("timeline", lambda: TimelineClient(
+        HttpClient(config.timeline, caller="gateway")), closers)
+    tokens = given.get("tokens", lambda: token_verifier(config))
     checks = {}
-    public_key = getattr(tokens, "public_key", None)
-    if callable(public_key):
-        # Not ready until users' public key can be read: no token could be checked.
-        checks["jwt_public_key"] = public_key
+    key_set = getattr(tokens, "key_set", None)
+    if callable(key_set):
+        # Not ready until users' public keys can be read: no token could be checked.
+        checks["jwt_public_keys"] = key_set
     return Service("gateway", config, Ports(users=users, timeline=timeline, tokens=tokens),
                    checks=checks, closers=closers)

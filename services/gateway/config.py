@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import config
+from common import config, jwks
 from common.config import Settings, loaded, setting
 
 
@@ -54,17 +54,35 @@ def downstream_config(name: str, **defaults: object) -> DownstreamConfig:
 class GatewayConfig(Settings):
     """Everything the gateway needs; `load()` reads it from the environment."""
 
-    # Account writes hash passwords (argon2), so users gets the longer read budget.
-    users: DownstreamConfig = loaded(lambda: downstream_config("users", read_timeout=3.0),
+    users: DownstreamConfig = loaded(lambda: downstream_config("users"),
                                      doc="how to reach users")
+    # Sign-up and sign-in run argon2 on users: slower, and the target of password floods.
+    # They get a client of their own (pool, breaker, timeouts: GATEWAY_USERS_SIGN_IN_*),
+    # so that a flood of them never fills the pool or opens the breaker that profile
+    # reads and follows depend on.
+    users_sign_in: DownstreamConfig = loaded(
+        lambda: config.load(DownstreamConfig, name="users_sign_in",
+                            base_url=config.service_url("users").rstrip("/"),
+                            defaults={"read_timeout": 3.0}),
+        doc="how to reach users for sign-up and sign-in")
     timeline: DownstreamConfig = loaded(lambda: downstream_config("timeline"),
                                         doc="how to reach timeline")
-    jwt_public_key: str = setting(
-        "MURMUR_JWT_PUBLIC_KEY", "",
-        doc="Ed25519 PEM checking tokens; empty: read jwt_public_key_file when first needed")
-    jwt_public_key_file: Path = setting(
-        "MURMUR_JWT_PUBLIC_KEY_FILE", lambda c: config.secrets_dir() / "jwt-public.pem",
-        parse=Path, doc="file of the public key (default: the generated secret)")
+    jwt_public_keys: str = setting(
+        "MURMUR_JWT_PUBLIC_KEYS", "",
+        doc="JWK Set (JSON) of the keys checking tokens; empty: read jwt_public_keys_file")
+    # The local platform's key file: rotation adds a key to it before users signs with it.
+    jwt_public_keys_file: Path = setting(
+        "MURMUR_JWT_PUBLIC_KEYS_FILE", lambda c: config.jwt_keys_dir() / "jwks.json",
+        parse=Path, doc="file of the JWK Set (default: the profile's generated one)")
+    jwt_keys_check_interval: float = setting(
+        "GATEWAY_JWT_KEYS_CHECK_INTERVAL", 1.0, parse=float,
+        doc="seconds between two looks at the key file for a rotated key")
+    jwt_issuer: str = setting("MURMUR_JWT_ISSUER", jwks.ISSUER,
+                              doc="the iss a token must carry (users signs with it)")
+    jwt_audience: str = setting("MURMUR_JWT_AUDIENCE", jwks.AUDIENCE,
+                                doc="the aud a token must carry (users signs with it)")
+    jwks_max_age: int = setting("GATEWAY_JWKS_MAX_AGE", 300, parse=int,
+                                doc="Cache-Control max-age (s) of the published JWK Set")
     jwt_leeway: float = setting("GATEWAY_JWT_LEEWAY", 5.0, parse=float,
                                 doc="seconds of clock skew a token's times are allowed")
     retry_after: int = setting("GATEWAY_RETRY_AFTER", 1, parse=int,

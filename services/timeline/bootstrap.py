@@ -25,15 +25,16 @@ PROJECTION_OVERRIDES = {"cassandra", "authors"}
 
 
 def breakers(cfg: timeline_config.Config) -> dict[str, resilience.Breaker]:
-    """The process's breakers, one per dependency, failing on outages only."""
+    """The process's breakers, one per dependency, failing on outages only; each named
+    `timeline.<dependency>` in metrics and logs."""
     return {
         "cassandra": outage_breaker(
-            "cassandra", "cassandra", fail_max=cfg.cassandra_breaker_fail_max,
+            "timeline.cassandra", "cassandra", fail_max=cfg.cassandra_breaker_fail_max,
             reset_timeout=cfg.cassandra_breaker_reset),
         "redis": outage_breaker(
-            "redis", "redis", fail_max=cfg.redis_breaker_fail_max,
+            "timeline.redis", "redis", fail_max=cfg.redis_breaker_fail_max,
             reset_timeout=cfg.redis_breaker_reset),
-        "users": peer_breaker("users", fail_max=cfg.users_breaker_fail_max,
+        "users": peer_breaker("timeline.users", fail_max=cfg.users_breaker_fail_max,
                               reset_timeout=cfg.users_breaker_reset),
     }
 
@@ -77,7 +78,7 @@ def bootstrap(config: timeline_config.Config | None = None,
 
     ports = Ports(
         tweets=given.get("tweets", lambda: cassandra_store.CassandraTweets(
-            db, cfg.stores.topic(topics.TWEETS), cfg.outbox_buckets)),
+            db, cfg.stores.topic(topics.TWEETS), cfg.outbox_buckets, cfg.deleted_tweet_ttl)),
         cache=cache,
         home=home,
         idempotency=idempotency,

@@ -27,12 +27,16 @@ class Config(Settings):
     celebrity_authors_max: int = setting("TIMELINE_CELEBRITY_AUTHORS_MAX", 200, parse=int,
                                          doc="celebrities merged into one timeline read, at most")
     home_timeline_cap: int = common.HOME_TIMELINE_CAP.field()
+    cursor_key: str = common.CURSOR_KEY.field()
     tweet_cache_ttl: int = setting("TIMELINE_TWEET_CACHE_TTL", 24 * 3600, parse=int,
                                    doc="seconds a cached tweet is kept")
     idempotency_ttl: int = setting("TIMELINE_IDEMPOTENCY_TTL", 24 * 3600, parse=int,
                                    doc="seconds an Idempotency-Key is remembered")
     idempotency_wait: float = setting("TIMELINE_IDEMPOTENCY_WAIT", 3.0, parse=float,
                                       doc="how long a duplicate waits for the original to finish")
+    # As long as an Idempotency-Key: a retried DELETE within it answers 204 again.
+    deleted_tweet_ttl: int = setting("TIMELINE_DELETED_TWEET_TTL", 24 * 3600, parse=int,
+                                     doc="seconds a deleted tweet's author is remembered")
     cassandra_timeout: float = setting("TIMELINE_CASSANDRA_TIMEOUT", 2.0, parse=float,
                                        doc="seconds a Cassandra request may take")
     request_budget: float = setting("TIMELINE_REQUEST_BUDGET", 3.0, parse=float,
@@ -88,7 +92,11 @@ class Config(Settings):
     @property
     def authors_group_id(self) -> str:
         """Kafka consumer group of the author projection (one per profile)."""
-        return f"{self.stores.topic_prefix}timeline-authors"
+        # -v2 since the projection applies CelebrityStatusChanged: a projection that did
+        # not know the type skipped it, so a new group reads the compacted users topic
+        # again from its start. Its writes are version-stamped: the replay changes nothing
+        # but the statuses it had missed.
+        return f"{self.stores.topic_prefix}timeline-authors-v2"
 
 
 def load() -> Config:

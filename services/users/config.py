@@ -7,9 +7,11 @@ type and what it is for. `load()` reads them; `UsersConfig(stores=...)` gives th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from common import config as common_config
-from common.config import Settings, loaded, setting
+from common import jwks
+from common.config import Settings, computed, loaded, setting
 
 
 @dataclass(frozen=True)
@@ -57,14 +59,40 @@ class UsersConfig(Settings):
     # Sessions.
     jwt_expires_in: int = setting("USERS_JWT_EXPIRES_IN", 3600, parse=int,
                                   doc="seconds a session token is valid")
-    jwt_private_key: str = setting("MURMUR_JWT_PRIVATE_KEY", "", secret_file="jwt-private.pem",
-                                   doc="Ed25519 PEM signing the tokens (else the secret file)")
+    jwt_private_key: str = setting("MURMUR_JWT_PRIVATE_KEY", "", secret=True,
+                                   doc="Ed25519 PEM signing the tokens (else the key file)")
+    # The local platform's key file: rotation replaces it, and users signs with the new key
+    # once it has seen the change (it looks at most every jwt_key_check_interval seconds).
+    jwt_private_key_file: Path = setting(
+        "MURMUR_JWT_PRIVATE_KEY_FILE", lambda c: common_config.jwt_keys_dir() / "private.pem",
+        parse=Path, doc="file of the signing key (default: the profile's generated one)")
+    jwt_key_check_interval: float = setting(
+        "USERS_JWT_KEY_CHECK_INTERVAL", 1.0, parse=float,
+        doc="seconds between two looks at the key file for a rotated key")
+    jwt_issuer: str = setting("MURMUR_JWT_ISSUER", jwks.ISSUER,
+                              doc="the tokens' iss (the gateway expects the same)")
+    jwt_audience: str = setting("MURMUR_JWT_AUDIENCE", jwks.AUDIENCE,
+                                doc="the tokens' aud (the gateway expects the same)")
     argon2_time_cost: int = setting("USERS_ARGON2_TIME_COST", 3, parse=int,
                                     doc="argon2 passes over memory")
     argon2_memory_kib: int = setting("USERS_ARGON2_MEMORY_KIB", 65536, parse=int,
                                      doc="argon2 memory per hash (KiB)")
     argon2_parallelism: int = setting("USERS_ARGON2_PARALLELISM", 4, parse=int,
                                       doc="argon2 lanes")
+    # The bulkhead of sign-up and sign-in: argon2 must not take every thread or core.
+    password_slots: int = setting("USERS_PASSWORD_SLOTS", 2, parse=int,
+                                  doc="password hashes running at once, per process")
+    password_slot_wait: float = setting("USERS_PASSWORD_SLOT_WAIT", 1.0, parse=float,
+                                        doc="seconds a sign-in waits for a hashing slot")
+    # Failed sign-ins, counted in Redis over fixed windows; at the limit, 429.
+    sign_in_window: int = setting("USERS_SIGN_IN_WINDOW", 60, parse=int,
+                                  doc="seconds over which failed sign-ins are counted")
+    sign_in_account_failures: int = setting("USERS_SIGN_IN_ACCOUNT_FAILURES", 5, parse=int,
+                                            doc="failed sign-ins per account and window")
+    sign_in_address_failures: int = setting("USERS_SIGN_IN_ADDRESS_FAILURES", 20, parse=int,
+                                            doc="failed sign-ins per address and window")
+    # Page cursors (followers, following).
+    cursor_key: str = common_config.CURSOR_KEY.field()
     # Ids.
     worker_lease_prefix: str = setting("USERS_WORKER_LEASE_PREFIX", "ids:worker",
                                        doc="Redis key prefix of the id worker leases")
@@ -72,6 +100,9 @@ class UsersConfig(Settings):
                                     doc="seconds an id worker lease lives unrenewed")
     # Internal API limits.
     max_follower_ids_page: int = 10_000  # not a setting: the internal API's contract
+    # Follows that cross it change the followee's celebrity status (CelebrityStatusChanged).
+    celebrity_threshold: int = computed(lambda c: c.stores.profile.celebrity_threshold,
+                                        doc="the profile's celebrity threshold")
     # Outbox relay.
     relay_batch_size: int = setting("USERS_RELAY_BATCH_SIZE", 500, parse=int,
                                     doc="outbox rows published per batch")

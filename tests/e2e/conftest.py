@@ -163,3 +163,21 @@ def assert_problem(resp: requests.Response, status: int) -> dict[str, Any]:
 def problem() -> Callable[[requests.Response, int], dict[str, Any]]:
     """`problem(resp, status)` asserts an RFC 9457 answer and returns its body."""
     return assert_problem
+
+
+@pytest.fixture()
+def timeline_celebrity(cassandra_session) -> Callable[[Member, bool], None]:
+    """`timeline_celebrity(member, True)` waits until timeline's copy of authors holds that
+    celebrity status for `member`. users announces a status when a follow or unfollow
+    crosses the threshold, and timeline decides from its copy, when it accepts a post,
+    whether followers get the tweet by fan-out or by the read-time merge."""
+    statement = cassandra_session.prepare("SELECT celebrity FROM authors WHERE id = ?")
+
+    def wait(member: Member, celebrity: bool, timeout: float = 20.0) -> None:
+        def held() -> bool:
+            rows = list(cassandra_session.execute(statement, (int(member.id),)))
+            return bool(rows) and bool(rows[0].celebrity) == celebrity
+
+        wait_until(held, timeout, message=f"timeline holding {member.username} as "
+                                          f"{'a' if celebrity else 'no'} celebrity")
+    return wait

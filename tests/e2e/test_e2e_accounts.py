@@ -6,7 +6,7 @@ import time
 
 import jwt
 
-from common import config
+from common import config, jwks
 
 
 def test_signing_up_answers_the_new_profile(api) -> None:
@@ -118,12 +118,15 @@ def test_editing_without_a_token_is_a_401_with_a_bearer_challenge(api, problem) 
 
 
 def _token(private_pem: bytes, **claims) -> str:
-    return jwt.encode(claims, private_pem, algorithm="EdDSA")
+    """A token as users signs it, with the test profile's current key."""
+    signing = jwks.signing_key(private_pem)
+    return jwt.encode({"iss": jwks.ISSUER, "aud": jwks.AUDIENCE, **claims}, signing.key,
+                      algorithm="EdDSA", headers={"kid": signing.kid})
 
 
 def test_an_expired_or_forged_token_is_a_401(api, problem) -> None:
     member = api.sign_up()
-    private = (config.secrets_dir() / "jwt-private.pem").read_bytes()
+    private = (config.jwt_keys_dir() / "private.pem").read_bytes()
     past = int(time.time()) - 3600
     expired = _token(private, sub=member.id, username=member.username, iat=past - 60, exp=past)
     resp = api.get("/timeline", headers={"Authorization": f"Bearer {expired}"})

@@ -1,9 +1,12 @@
-"""The edge: only /api/v1 is public, errors are problems, limits answer 413 and 429."""
+"""The edge: only /api/v1 is public, errors are problems, limits answer 413, 414, 429 and
+431, and a malformed request is a 400."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import requests
 
@@ -85,3 +88,34 @@ def test_a_burst_over_the_rate_limit_is_a_429_with_retry_after(api, problem) -> 
 
 def test_an_overlong_uri_is_a_414_problem(api, problem) -> None:
     problem(api.get("/timeline", params={"x": "a" * 5000}), 414)
+
+
+def test_an_oversized_header_is_a_431_problem(api, problem) -> None:
+    resp = api.get("/timeline", headers={"Authorization": "Bearer " + "a" * 8192})
+    problem(resp, 431)
+    assert resp.headers["X-Request-ID"]
+    # All headers together over the edge's buffers, none of them too long by itself.
+    padding = {f"X-Padding-{i}": "b" * 3000 for i in range(8)}
+    problem(api.get("/openapi.json", headers=padding), 431)
+    # A header just under the limit is the gateway's to judge (here: an invalid token).
+    problem(api.get("/timeline", headers={"Authorization": "Bearer " + "a" * 3500}), 401)
+
+
+def raw_exchange(api, request: bytes) -> bytes:
+    """What nginx answers to `request` sent as it is, bytes on a connection of its own."""
+    edge = urlsplit(api.base)
+    with socket.create_connection((edge.hostname, edge.port or 80), timeout=5) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_malformed_request_is_still_a_400_problem(api) -> None:
+    for request in (b"GARBAGE\r\n\r\n",
+                    b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n"):
+        head, _, body = raw_exchange(api, request).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400"), head
+        assert b"Content-Type: application/problem+json" in head
+        assert b'"status":400' in body

@@ -94,7 +94,8 @@ def test_each_gateway_exports_its_breakers_and_pool_saturation(api, gateway) -> 
     api.tweet(ada)
     text = metrics_of(gateway)
     for dependency in ("users", "timeline"):
-        assert sample(text, "murmur_breaker_state", "breaker", dependency) in (0, 1, 2)
+        assert sample(text, "murmur_breaker_state", "breaker",
+                      f"gateway.{dependency}") in (0, 1, 2)
         size = sample(text, "murmur_pool_size", "dependency", dependency)
         assert size >= 1
         assert 0 <= sample(text, "murmur_pool_in_use", "dependency", dependency) <= size

@@ -84,7 +84,18 @@ def test_only_the_author_may_delete_a_tweet(api, problem) -> None:
     problem(api.delete(f"/tweets/{tweet['id']}"), 401)
     assert api.delete(f"/tweets/{tweet['id']}", headers=ada.auth).status_code == 204
     problem(api.get(f"/tweets/{tweet['id']}"), 404)
-    problem(api.delete(f"/tweets/{tweet['id']}", headers=ada.auth), 404)
+
+
+def test_deleting_a_tweet_again_answers_its_author_as_the_first_delete_did(api, problem) -> None:
+    ada, eve = api.sign_up(), api.sign_up()
+    tweet = api.tweet(ada, "retried")
+    first = api.delete(f"/tweets/{tweet['id']}", headers=ada.auth)
+    again = api.delete(f"/tweets/{tweet['id']}", headers=ada.auth)
+    assert (first.status_code, again.status_code) == (204, 204)
+    assert again.content == b""
+    problem(api.delete(f"/tweets/{tweet['id']}", headers=eve.auth), 404)
+    problem(api.get(f"/tweets/{tweet['id']}"), 404)
+    problem(api.delete(f"/tweets/{int(tweet['id']) + 1}", headers=ada.auth), 404)
 
 
 def test_the_home_timeline_needs_a_token(api, problem) -> None:

@@ -28,6 +28,7 @@ from fanout import config as fanout_config
 from fanout.adapters import kafka as kafka_clients
 from fanout.adapters.redis_home_timelines import RedisHomeTimelines
 from fanout.bootstrap import bootstrap
+from fanout.domain.errors import Refused
 from fanout.domain.model import FollowerPage
 from fanout.entrypoints.worker import worker_for
 
@@ -133,11 +134,11 @@ def group_at_end(group: str) -> None:
 class RunningWorker:
     """A fanout worker on its own thread, as `python -m fanout.entrypoints.worker` runs it."""
 
-    def __init__(self, cfg, graph, home_timelines=None) -> None:
+    def __init__(self, cfg, graph, home_timelines=None, **loop) -> None:
         overrides = {"home_timelines": home_timelines} if home_timelines is not None else {}
         self.fanout = bootstrap(cfg, followers=graph, tweets=NoTweets(), **overrides)
         self.consumer = kafka_clients.consumer(cfg)
-        self.worker = worker_for(self.fanout, self.consumer, poll_timeout_ms=200)
+        self.worker = worker_for(self.fanout, self.consumer, **{"poll_timeout_ms": 200, **loop})
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -161,8 +162,9 @@ def cfg():
     group = f"test.fanout-it-{uuid.uuid4().hex[:10]}"
     group_at_end(group)
     # Explicit threshold: the test profile sets a tiny one for the end-to-end stories.
-    return dataclasses.replace(fanout_config.load(), group_id=group, poison_attempts=2,
-                               celebrity_threshold=100)
+    return dataclasses.replace(fanout_config.load(), group_id=group, handler_attempts=2,
+                               celebrity_threshold=100, redrive_group_id=f"{group}-redrive",
+                               redrive_marker_ttl=600)
 
 
 def post(producer, tweet_id: int, author_id: int):
@@ -289,3 +291,156 @@ def committed(group: str, record) -> int:
         return c.committed(TopicPartition(record.topic, record.partition)) or 0
     finally:
         c.close(autocommit=False)
+
+
+# ------------------------------------------ poison or not, and the way back (redrive)
+
+
+class BrokenGraph(Graph):
+    """Follower reads of `author` raise, as a bug of a bad deploy would, until `broken` is
+    off (other authors' events, from other tests on the same topics, pass)."""
+
+    def __init__(self, author: int) -> None:
+        super().__init__()
+        self.author, self.broken, self.calls = author, True, 0
+
+    def follower_pages(self, user_id):
+        if user_id == self.author:
+            self.calls += 1
+            if self.broken:
+                raise RuntimeError("a bug in this deploy")
+        return super().follower_pages(user_id)
+
+
+class NewcomerGraph(Graph):
+    """users as fan-out sees it: a user in `unknown` is answered 404 (Refused)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unknown: set[int] = set()
+
+    def follower_pages(self, user_id):
+        if user_id in self.unknown:
+            raise Refused(f"GET users /internal/users/{user_id}/follower-ids: users: "
+                          f"answered 404 No such user.")
+        return super().follower_pages(user_id)
+
+
+def failing_readiness(worker) -> str | None:
+    try:
+        worker.failing()
+    except RuntimeError as exc:
+        return str(exc)
+    return None
+
+
+def dead_letters_of(dlq: KafkaConsumer, tps: list[TopicPartition], group: str) -> list:
+    """Every dead letter `group` wrote from the consumer's position up to the end now."""
+    ends, found = dlq.end_offsets(tps), []
+    deadline = time.monotonic() + 30
+    while any(dlq.position(tp) < end for tp, end in ends.items()):
+        assert time.monotonic() < deadline, "the dead-letter topic did not answer"
+        for batch in dlq.poll(timeout_ms=500).values():
+            found += [m for m in batch if ("dlq.consumer.group", group.encode()) in m.headers]
+    return found
+
+
+def test_a_failing_handler_holds_its_record_and_it_is_processed_once_the_fault_is_fixed(
+        cfg, producer, redis_client, users):
+    """Before, three failures dead-lettered the record: a bad deploy drained fan-out."""
+    author, follower = users(2)
+    graph = BrokenGraph(author)
+    graph.followers[author] = [follower]
+    timelines = HomeTimelines(redis_client)
+    tweet_id = new_id()
+    dlq, tps = dlq_consumer()
+    try:
+        with RunningWorker(cfg, graph, backoff_initial=0.1, backoff_max=0.5) as running:
+            record = post(producer, tweet_id, author)
+            held = f"{TWEETS}[{record.partition}]@{record.offset} held for"
+            reason = wait_for(lambda: held in (failing_readiness(running.worker) or "")
+                              and failing_readiness(running.worker),
+                              what="readiness to name the held record")
+            assert f"{held} " in reason and ": RuntimeError: a bug in this deploy" in reason
+            wait_for(lambda: graph.calls >= 3 * cfg.handler_attempts, what="a few retries")
+            assert committed(cfg.group_id, record) <= record.offset  # never past it
+            assert not timelines.exists(follower)
+            graph.broken = False  # the deploy is fixed
+            wait_for(lambda: timelines.page(follower) == [tweet_id],
+                     what="the held tweet delivered")
+            wait_for(lambda: committed(cfg.group_id, record) > record.offset,
+                     what="the group committing past it")
+            assert failing_readiness(running.worker) is None
+        assert dead_letters_of(dlq, tps, cfg.group_id) == []
+    finally:
+        dlq.close()
+
+
+def redrive_once(cfg, graph, timelines, **options):
+    """One run of the redrive, as `python -m fanout.entrypoints.redrive` does it."""
+    from fanout.entrypoints.redrive import run
+
+    service = bootstrap(cfg, followers=graph, tweets=NoTweets(), home_timelines=timelines)
+    consumer = kafka_clients.dead_letter_consumer(cfg)
+    try:
+        return run(service, consumer, out=lambda _line: None, **options)
+    finally:
+        consumer.close(autocommit=False)
+        service.close()
+
+
+def test_dead_letters_are_redriven_once_however_often_the_redrive_runs(
+        cfg, producer, redis_client, users):
+    from fanout.service_layer.redrive import Verdict
+
+    known, newcomer, follower = users(3)
+    graph = NewcomerGraph()
+    graph.followers[known] = [follower]
+    graph.unknown.add(newcomer)  # users does not know them (yet)
+    timelines = HomeTimelines(redis_client)
+    early, late = new_id(), new_id()
+    garbage = f"poison-{uuid.uuid4().hex}".encode()
+    dlq, tps = dlq_consumer()
+    try:
+        with RunningWorker(cfg, graph):
+            producer.send(TWEETS, value=garbage, key=str(known).encode()).get(timeout=10)
+            post(producer, early, newcomer)
+            dead = wait_for(lambda: len(dead_letters_of(dlq, tps, cfg.group_id)) == 2 or None,
+                            what="both dead letters") and True
+        assert dead
+        # A post the old rule dead-lettered after three failures (a bug back then),
+        # written to the topic as that rule wrote it.
+        old = Event(uuid.uuid4().hex, events.TWEET_POSTED,
+                    {"tweet_id": str(late), "author_id": str(known)})
+        producer.send(DLQ, value=old.to_json(), key=str(known).encode(), headers=[
+            ("dlq.error.class", b"RuntimeError"), ("dlq.error.message", b"a bug"),
+            ("dlq.original.topic", TWEETS.encode()), ("dlq.consumer.group",
+                                                      cfg.group_id.encode()),
+            ("dlq.attempts", b"3")]).get(timeout=10)
+    finally:
+        dlq.close()
+
+    graph.followers[newcomer] = [follower]
+    graph.unknown.clear()  # users knows the newcomer now
+    counting = CountingTimelines(RedisHomeTimelines(timelines))
+    try:
+        first = redrive_once(cfg, graph, counting)
+        assert first.count(events.TWEET_POSTED, Verdict.REPLAYED) == 2
+        assert first.count("unknown", Verdict.STILL_POISON) == 1
+        assert first.total == 3
+        assert counting.deliveries == {early: 1, late: 1}
+        assert timelines.page(follower) == sorted([early, late], reverse=True)
+
+        second = redrive_once(cfg, graph, counting)  # its group committed past them all
+        assert second.total == 0
+
+        third = redrive_once(cfg, graph, counting, from_beginning=True)
+        assert third.count(events.TWEET_POSTED, Verdict.ALREADY_DONE) == 2
+        assert third.count(events.TWEET_POSTED, Verdict.REPLAYED) == 0
+        assert third.count("unknown", Verdict.STILL_POISON) == 1
+        assert counting.deliveries == {early: 1, late: 1}  # delivered exactly once
+        assert timelines.size(follower) == 2
+    finally:
+        marks = redis_client.keys(f"fanout:redriven:{cfg.group_id}:*")
+        if marks:
+            redis_client.delete(*marks)

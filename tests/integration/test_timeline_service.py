@@ -13,10 +13,12 @@ from cassandra.cluster import NoHostAvailable
 from common import events, home_timeline, topics
 from timeline.adapters import cassandra_store, redis_store, users_client
 from timeline.adapters.cassandra_authors import CassandraAuthors
+from timeline.domain.commands import DeleteTweet
 from timeline.domain.errors import DependencyUnavailable
 from timeline.domain.events import TweetPosted
 from timeline.domain.model import Author, Tweet, created_at_of, seed_author
 from timeline.entrypoints.app import create_app
+from timeline.service_layer import handlers
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +272,42 @@ def test_delete_removes_rows_cache_and_own_timeline_entry(client, db, rds):
         is None
     assert client.get(f"/tweets/{tweet_id}").status_code == 404
     assert client.get("/timeline", headers=headers).json["items"] == []
-    assert client.delete(f"/tweets/{tweet_id}", headers=headers).status_code == 404
+
+
+def test_a_repeated_delete_answers_its_author_204_and_anyone_else_404(client, db, timeline_cfg):
+    author = new_user_id()
+    tweet_id = int(post(client, author, "retried").json["id"])
+    headers = {"X-User-Id": str(author)}
+    assert client.delete(f"/tweets/{tweet_id}", headers=headers).status_code == 204
+    assert client.delete(f"/tweets/{tweet_id}", headers=headers).status_code == 204
+    assert client.delete(f"/tweets/{tweet_id}",
+                         headers={"X-User-Id": str(author + 1)}).status_code == 404
+    assert client.get(f"/tweets/{tweet_id}").status_code == 404
+    [remembered] = cql(db, "SELECT author_id, TTL(author_id) AS ttl FROM {ks}.deleted_tweets "
+                           "WHERE id = %s", tweet_id)
+    assert remembered.author_id == author
+    assert 0 < remembered.ttl <= timeline_cfg.deleted_tweet_ttl
+
+
+def test_a_repeated_delete_writes_no_second_tweet_deleted(service, db, timeline_cfg):
+    buckets = 100_000
+    repo = cassandra_store.CassandraTweets(db, timeline_cfg.stores.topic(topics.TWEETS), buckets)
+    ports = replace(service.ports, tweets=repo)
+    author = unrelayed_author(buckets)
+    bucket = cassandra_store.outbox_bucket(author, buckets)
+    tweet_id = ports.ids.next_id()
+    tweet = Tweet(tweet_id, author, "once", created_at_of(tweet_id))
+    repo.save_posted(tweet, TweetPosted(ports.ids.next_id(), tweet_id, author, tweet.created_at),
+                     {})
+    try:
+        assert handlers.delete_tweet(DeleteTweet(tweet_id, author), ports) is True
+        assert handlers.delete_tweet(DeleteTweet(tweet_id, author), ports) is False
+        types = [events.Event.from_json(row.payload).type for row in
+                 cql(db, "SELECT payload FROM {ks}.outbox WHERE bucket = %s", bucket)]
+        assert types == ["TweetPosted", "TweetDeleted"]
+        assert repo.deleted_author(tweet_id) == author
+    finally:
+        cql(db, "DELETE FROM {ks}.outbox WHERE bucket = %s", bucket)
 
 
 def test_a_read_racing_a_delete_cannot_put_the_tweet_back_in_the_cache(client, service):
@@ -348,7 +385,7 @@ def test_celebrity_followees_are_cached_briefly_in_redis(rds):
     class CountingUsers:
         calls = 0
 
-        def followee_ids(self, user_id, min_followers, limit):
+        def followee_ids(self, user_id, min_followers, limit, pulled=False):
             CountingUsers.calls += 1
             return [11, 12] if min_followers == 2000 else []
 

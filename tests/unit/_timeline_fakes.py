@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from common import ids
 from timeline.domain.errors import DependencyUnavailable
-from timeline.domain.model import IdempotencyRecord, Tweet
+from timeline.domain.model import Author, IdempotencyRecord, Tweet
 from timeline.service_layer.ports import Ports
 
 
@@ -14,6 +16,7 @@ class FakeTweets:
     def __init__(self) -> None:
         self.tweets: dict[int, Tweet] = {}
         self.outbox: list[tuple[object, dict[str, str]]] = []
+        self.deleted: dict[int, int] = {}  # tweet id -> author id, as the store remembers
         self.fail_next_save = False
 
     @property
@@ -29,7 +32,11 @@ class FakeTweets:
 
     def delete(self, tweet, event, headers):
         self.tweets.pop(tweet.id, None)
+        self.deleted[tweet.id] = tweet.author_id
         self.outbox.append((event, dict(headers)))
+
+    def deleted_author(self, tweet_id):
+        return self.deleted.get(tweet_id)
 
     def get_many(self, tweet_ids):
         return {t: self.tweets[t] for t in tweet_ids if t in self.tweets}
@@ -121,13 +128,20 @@ class MemoryAuthors:
 
     def __init__(self) -> None:
         self.rows: dict = {}
+        self.statuses: dict = {}  # author id -> CelebrityStatus, kept apart from profiles
         self.down = False
         self.writes = 0
 
     def get_many(self, author_ids):
         if self.down:
             raise DependencyUnavailable("cassandra: authors unreachable")
-        return {a: self.rows[a] for a in author_ids if a in self.rows}
+        found = {}
+        for a in author_ids:
+            status = self.statuses.get(a)
+            if a in self.rows or status is not None:
+                row = self.rows.get(a) or Author(a)
+                found[a] = replace(row, celebrity=bool(status and status.celebrity))
+        return found
 
     def id_by_username(self, username):
         if self.down:
@@ -140,6 +154,14 @@ class MemoryAuthors:
         self.writes += 1
         if author.supersedes(self.rows.get(author.id)):
             self.rows[author.id] = author
+
+    def record_status(self, status):
+        if self.down:
+            raise DependencyUnavailable("cassandra: authors unreachable")
+        self.writes += 1
+        held = self.statuses.get(status.author_id)
+        if held is None or status.version > held.version:
+            self.statuses[status.author_id] = status
 
 
 class RedisDown:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import datetime, timedelta, timezone
 
-from users.domain.errors import StoreUnavailable, UsernameTaken
+from users.domain.errors import SignupKeyTaken, StoreUnavailable, UsernameTaken
 from users.domain.events import UserFollowed, UserRegistered, UserUnfollowed
 from users.domain.model import Credentials, Position, Session, User
 from users.service_layer.ports import Ports
@@ -21,6 +21,7 @@ class MemoryUsers:
         self.rows: dict[int, dict] = {}
         self.follows: dict[tuple[int, int], datetime] = {}
         self.outbox: list[tuple[object, dict]] = []
+        self.signup_keys: dict[str, int] = {}
         self.clock = itertools.count()
 
     @property
@@ -33,15 +34,22 @@ class MemoryUsers:
     def _now(self) -> datetime:
         return T0 + timedelta(seconds=next(self.clock))
 
-    def add(self, event: UserRegistered, password_hash, trace):
+    def add(self, event: UserRegistered, password_hash, trace, signup_key=None):
         if any(r["username"] == event.username for r in self.rows.values()):
             raise UsernameTaken(event.username)
+        if signup_key is not None:
+            if signup_key in self.signup_keys:
+                raise SignupKeyTaken()
+            self.signup_keys[signup_key] = event.user_id
         self.rows[event.user_id] = {
             "id": event.user_id, "username": event.username, "display_name": event.display_name,
             "bio": "", "followers_count": 0, "following_count": 0, "version": event.version,
             "created_at": self._now(), "hash": password_hash}
         self.outbox.append((event, dict(trace)))
         return self.by_id(event.user_id)
+
+    def by_signup_key(self, key):
+        return self.by_id(self.signup_keys[key]) if key in self.signup_keys else None
 
     def _user(self, row) -> User:
         return User(**{k: v for k, v in row.items() if k != "hash"})
@@ -59,9 +67,10 @@ class MemoryUsers:
     def set_password_hash(self, user_id, password_hash):
         self.rows[user_id]["hash"] = password_hash
 
-    def update_profile(self, user_id, expected_version, changes, announce, trace):
+    def update_profile(self, user_id, expected_versions, changes, announce, trace):
         row = self.rows.get(user_id)
-        if row is None or expected_version not in (None, row["version"]):
+        if row is None or (expected_versions is not None
+                           and row["version"] not in expected_versions):
             return None
         row.update(changes, version=row["version"] + 1)
         user = self._user(row)
@@ -105,9 +114,10 @@ class MemoryUsers:
         ids = sorted(f for (f, e) in self.follows if e == user_id and f > (after or 0))
         return ids[:limit]
 
-    def followee_ids(self, user_id, min_followers, limit):
+    def followee_ids(self, user_id, min_followers, limit, pulled=False):
         ids = sorted(e for (f, e) in self.follows
-                     if f == user_id and self.rows[e]["followers_count"] >= min_followers)
+                     if f == user_id and (self.rows[e]["followers_count"] >= min_followers
+                                          or pulled and self.rows[e].get("ever_celebrity")))
         return ids[:limit]
 
 
@@ -180,6 +190,32 @@ class CountingIds:
         return self._next()
 
 
+class MemorySignIns:
+    """SignInThrottle in memory: failures per account and address, no windows (a test
+    that wants them to pass clears `failures`)."""
+
+    def __init__(self, account_failures: int = 5, address_failures: int = 20,
+                 retry_in: int = 60) -> None:
+        self.limits = {"account": account_failures, "address": address_failures}
+        self.retry_in = retry_in
+        self.failures: dict[tuple[str, str], int] = {}
+
+    def _keys(self, username, client):
+        return [("account", username)] + ([("address", client)] if client else [])
+
+    def wait_for(self, username, client):
+        over = any(self.failures.get(key, 0) >= self.limits[key[0]]
+                   for key in self._keys(username, client))
+        return self.retry_in if over else 0
+
+    def failed(self, username, client):
+        for key in self._keys(username, client):
+            self.failures[key] = self.failures.get(key, 0) + 1
+
+    def succeeded(self, username):
+        self.failures.pop(("account", username), None)
+
+
 class FakeTokens:
     def issue(self, user_id, username):
         return Session(f"token-for-{user_id}-{username}", 3600)
@@ -188,4 +224,4 @@ class FakeTokens:
 def memory_ports() -> Ports:
     """Fresh in-memory ports."""
     return Ports(users=MemoryUsers(), profiles=MemoryCache(), passwords=PlainPasswords(),
-                 tokens=FakeTokens(), ids=CountingIds())
+                 tokens=FakeTokens(), ids=CountingIds(), sign_ins=MemorySignIns())

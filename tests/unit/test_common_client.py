@@ -446,16 +446,29 @@ def test_every_try_carries_the_remaining_budget_downstream(service, connect) -> 
     service.script = [Answer(503)]
     started_ms = time.time() * 1000
     with deadline_in(2.0):
-        connect(service.url).call("GET", "/users/ada")
+        connect(service.url, read=5.0).call("GET", "/users/ada")
     sent = [int(r.headers["Murmur-Deadline"]) for r in service.received]
     assert len(sent) == 2
     for deadline_ms in sent:
         assert started_ms + 1500 < deadline_ms <= time.time() * 1000 + 2000
 
 
-def test_without_a_deadline_no_budget_is_sent(service, connect) -> None:
-    connect(service.url).call("GET", "/users/ada")
-    assert "Murmur-Deadline" not in service.received[0].headers
+def test_a_peer_is_given_no_more_time_than_the_caller_waits_for_its_answer(service, connect) -> None:
+    # Past the read timeout nobody reads the answer: a peer that went on would commit
+    # work its caller reported as failed.
+    service.script = [Answer(200)]
+    started_ms = time.time() * 1000
+    with deadline_in(5.0):
+        connect(service.url, read=0.5).call("GET", "/users/ada")
+    (deadline_ms,) = [int(r.headers["Murmur-Deadline"]) for r in service.received]
+    assert started_ms + 300 < deadline_ms <= time.time() * 1000 + 500
+
+
+def test_without_a_deadline_the_peer_is_given_the_read_timeout(service, connect) -> None:
+    started_ms = time.time() * 1000
+    connect(service.url, read=0.5).call("GET", "/users/ada")
+    deadline_ms = int(service.received[0].headers["Murmur-Deadline"])
+    assert started_ms + 300 < deadline_ms <= time.time() * 1000 + 500
 
 
 def test_a_passed_deadline_fails_without_calling(service, connect) -> None:

@@ -163,11 +163,15 @@ def test_the_declared_defaults_are_the_local_platform_defaults(empty_env):
     assert timeline.authors_probe_port == 18203
     assert (fanout.group_id, fanout.port, fanout.bind_host) == ("fanout", 18301, "127.0.0.1")
     assert fanout.topics == ("tweets.v1", "follows.v1") and fanout.dlq_topic == "fanout.dlq.v1"
-    assert (gateway.users.read_timeout, gateway.timeline.read_timeout) == (3.0, 2.0)
+    assert (gateway.users.read_timeout, gateway.timeline.read_timeout) == (2.0, 2.0)
+    assert (gateway.users_sign_in.name, gateway.users_sign_in.read_timeout) == ("users_sign_in", 3.0)
+    assert gateway.users_sign_in.base_url == gateway.users.base_url
     assert gateway.users.connect_timeout == gateway.timeline.connect_timeout == 0.5
     assert gateway.users.pool_size == 8 and gateway.request_budget == 5.0
     assert gateway.users.base_url == "http://127.0.0.1:18101"
-    assert gateway.jwt_public_key_file == config.secrets_dir() / "jwt-public.pem"
+    assert gateway.jwt_public_keys_file == config.secrets_dir() / "jwt" / "dev" / "jwks.json"
+    assert users.jwt_private_key_file == config.secrets_dir() / "jwt" / "dev" / "private.pem"
+    assert (users.jwt_issuer, users.jwt_audience) == (gateway.jwt_issuer, gateway.jwt_audience)
 
 
 SAMPLES = {int: ("7", 7), float: ("0.25", 0.25), str: ("sample-value", "sample-value"),
@@ -189,7 +193,8 @@ def test_each_variable_overrides_exactly_its_own_setting(empty_env, cls, field, 
                if getattr(before, f.name) != getattr(after, f.name)}
     assert getattr(after, field) == expected
     # Defaults computed from this setting follow it (a store's host follows MURMUR_STORE_HOST).
-    followers = {"host": {"pg_host", "redis_host", "cassandra_hosts"}}.get(field, set())
+    followers = {"host": {"pg_host", "redis_host", "cassandra_hosts"},
+                 "group_id": {"redrive_group_id"}}.get(field, set())
     assert changed - followers == {field}
 
 
@@ -271,14 +276,12 @@ def test_a_secret_comes_from_its_variable_else_from_the_secrets_folder_and_is_no
         empty_env):
     secrets = config.secrets_dir()
     secrets.mkdir(parents=True)
-    (secrets / "jwt-private.pem").write_text("PEM FROM FILE\n")
     (secrets / "postgres-password").write_text("pw-from-file\n")
-    users = users_config.load()
-    assert users.jwt_private_key == "PEM FROM FILE"
-    assert users.stores.pg_password == "pw-from-file"
-    assert "PEM FROM FILE" not in repr(users) and "pw-from-file" not in repr(users)
     empty_env.setenv("MURMUR_JWT_PRIVATE_KEY", "PEM FROM ENV")
-    assert users_config.load().jwt_private_key == "PEM FROM ENV"
+    users = users_config.load()
+    assert users.stores.pg_password == "pw-from-file"
+    assert users.jwt_private_key == "PEM FROM ENV"
+    assert "PEM FROM ENV" not in repr(users) and "pw-from-file" not in repr(users)
 
 
 def test_an_unknown_profile_or_safeguard_names_its_variable(empty_env):

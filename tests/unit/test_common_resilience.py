@@ -189,6 +189,21 @@ def test_a_process_registry_gives_one_breaker_per_dependency():
     assert list(breakers) == [first] and len(breakers) == 1
 
 
+def test_a_name_asked_for_again_with_other_settings_is_refused():
+    breakers = resilience.Breakers()
+    first = breakers.get("unit-one-rule-set", fail_max=2, reset_timeout=60)
+    assert breakers.get("unit-one-rule-set", fail_max=2, reset_timeout=60) is first
+    with pytest.raises(ValueError, match="unit-one-rule-set"):
+        breakers.get("unit-one-rule-set", fail_max=5, reset_timeout=60)
+    with pytest.raises(ValueError):
+        breakers.get("unit-one-rule-set", fail_max=2, reset_timeout=60, exclude=[KeyError])
+    assert (first.fail_max, first.reset_timeout) == (2, 60) and len(breakers) == 1
+
+
+def test_breakers_are_named_by_service_and_dependency():
+    assert resilience.breaker_name("timeline", "redis") == "timeline.redis"
+
+
 def test_two_registries_share_nothing():
     ours, theirs = resilience.Breakers(), resilience.Breakers()
     b = ours.get("unit-shared-name", fail_max=1, reset_timeout=60)

@@ -191,3 +191,67 @@ def test_the_celebrity_rule_is_the_shared_one():
 
     for count in (0, 99, 100, 101):
         assert POLICY.is_celebrity(count) == rules.is_celebrity(count, 100)
+
+
+# ------------------------------------------------ the decision carried by tweet events
+
+
+def decided(type_: str, fan_out: bool, **ids) -> Event:
+    """A tweet event carrying timeline's fan-out decision (a JSON boolean)."""
+    return Event(event_id=uuid.uuid4().hex, type=type_,
+                 payload={**{k: str(v) for k, v in ids.items()}, events.FAN_OUT: fan_out})
+
+
+def test_a_tweet_posted_as_a_celebrity_writes_nothing_and_asks_for_no_follower():
+    p = ports({1: [10, 11]})  # few followers now: the decision at posting still holds
+    assert handlers.handle(decided(events.TWEET_POSTED, False, tweet_id=500, author_id=1),
+                           p, POLICY) == 0
+    assert p.followers.pages_served == 0 and p.home_timelines.calls == 0
+
+
+def test_a_tweet_decided_for_fan_out_reaches_every_follower_whatever_the_count_now():
+    followers = list(range(1000, 1000 + POLICY.celebrity_threshold + 50))
+    p = ports({1: followers}, page_size=60)
+    assert handlers.handle(decided(events.TWEET_POSTED, True, tweet_id=500, author_id=1),
+                           p, POLICY) == len(followers)
+    assert all(500 in p.home_timelines.data[f] for f in followers)
+
+
+def test_the_delete_of_a_fanned_out_tweet_leaves_followers_even_of_a_celebrity_now():
+    """Before, the author's count at delete time decided, and the tweet stayed behind."""
+    followers = list(range(1000, 1000 + POLICY.celebrity_threshold))
+    p = ports({1: followers}, page_size=50)
+    p.home_timelines.deliver(500, followers)
+    handlers.handle(decided(events.TWEET_DELETED, True, tweet_id=500, author_id=1), p, POLICY)
+    assert not any(500 in p.home_timelines.data[f] for f in followers)
+
+
+def test_the_delete_of_a_tweet_posted_as_a_celebrity_touches_no_timeline():
+    p = ports({1: [10, 11]})
+    assert handlers.handle(decided(events.TWEET_DELETED, False, tweet_id=500, author_id=1),
+                           p, POLICY) == 0
+    assert p.followers.pages_served == 0 and p.home_timelines.calls == 0
+
+
+def test_an_event_from_before_the_decision_is_decided_by_the_count_as_before():
+    p = ports({1: list(range(1000, 1000 + POLICY.celebrity_threshold))}, page_size=50)
+    assert handlers.handle(event(events.TWEET_DELETED, tweet_id=5, author_id=1), p, POLICY) == 0
+    p = ports({1: [10]})
+    assert handlers.handle(event(events.TWEET_DELETED, tweet_id=5, author_id=1), p, POLICY) == 1
+
+
+@pytest.mark.parametrize("flag", ["true", 1, 0, "false", [], {}])
+def test_a_fan_out_flag_that_is_not_a_json_boolean_breaks_the_schema(flag):
+    bad = Event(event_id="e", type=events.TWEET_POSTED,
+                payload={"tweet_id": "5", "author_id": "1", events.FAN_OUT: flag})
+    with pytest.raises(InvalidEvent, match="fan_out"):
+        handlers.check(bad)
+    with pytest.raises(InvalidEvent):
+        handlers.handle(bad, ports({1: [10]}), POLICY)
+
+
+def test_the_schema_check_needs_no_port():
+    handlers.check(decided(events.TWEET_POSTED, True, tweet_id=5, author_id=1))
+    handlers.check(event(events.USER_FOLLOWED, follower_id=7, followee_id=2))
+    with pytest.raises(InvalidEvent):
+        handlers.check(event(events.USER_FOLLOWED, follower_id=7))

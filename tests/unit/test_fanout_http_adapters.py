@@ -78,7 +78,7 @@ def test_every_call_carries_the_records_remaining_budget_even_from_the_read_ahea
     users.answer = page([101], None, 2)
     started_ms = time.time() * 1000
     with deadline_in(5.0):
-        assert len(list(source(users.url).follower_pages(1))) == 2
+        assert len(list(source(users.url, read=10.0).follower_pages(1))) == 2
     sent = [int(r.headers["Murmur-Deadline"]) for r in users.received]
     assert len(sent) == 2  # the second page was fetched on the read-ahead thread
     assert all(started_ms + 4000 < ms <= time.time() * 1000 + 5000 for ms in sent)
@@ -129,6 +129,14 @@ def test_an_unknown_user_is_refused(users):
         source(users.url).followers_count(1)
 
 
+@pytest.mark.parametrize("status", [400, 401, 403, 409, 422])
+def test_a_refusal_other_than_not_found_is_a_disagreement_not_poison(users, status):
+    """The request fan-out made is wrong (a deploy or a config), not the event."""
+    users.answer = Answer(status, {"status": status})
+    with pytest.raises(UnexpectedAnswer, match=f"refused: users: answered {status}"):
+        source(users.url).followers_count(1)
+
+
 @pytest.mark.parametrize("answer", [
     Answer(200, raw=b"<html>gateway error</html>", headers={"Content-Type": "text/html"}),
     Answer(200, ["1", "2"]),
@@ -157,8 +165,8 @@ class Record:
         self.value = value
 
 
-def test_users_answering_garbage_dead_letters_the_event_after_bounded_tries(users):
-    """Before, a non-JSON answer counted as an outage: the event was retried forever."""
+def test_users_answering_garbage_holds_the_event_after_bounded_tries(users):
+    """Not the event's fault: tried a few times, then held (never dead-lettered)."""
     users.answer = Answer(200, raw=b"<html>oops</html>", headers={"Content-Type": "text/html"})
     dlq = DeadLetters()
     ports = Ports(followers=source(users.url, attempts=3), home_timelines=None, tweets=None,
@@ -166,7 +174,7 @@ def test_users_answering_garbage_dead_letters_the_event_after_bounded_tries(user
     processor = RecordProcessor(ports, Policy(celebrity_threshold=100, backfill_limit=10),
                                 attempts=3, sleep=lambda _s: None)
     posted = Event("e1", events.TWEET_POSTED, {"tweet_id": "500", "author_id": "1"})
-    assert processor.process(Record(posted.to_json())) is Outcome.DEAD_LETTERED
+    assert processor.process(Record(posted.to_json())) is Outcome.FAILED
     assert len(users.received) == 3  # one call per try of the record, none retried inside
-    [(error, attempts)] = dlq.sent
-    assert isinstance(error, UnexpectedAnswer) and attempts == 3
+    assert dlq.sent == []
+    assert processor.failures[("test.tweets.v1", 0)].startswith("UnexpectedAnswer: ")

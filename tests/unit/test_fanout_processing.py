@@ -1,15 +1,21 @@
-"""Poison or transient: what the record processor does with each kind of failure."""
+"""Poison or not: what the record processor does with each kind of failure.
+
+Only the record itself makes it poison (it cannot be parsed, breaks the schema, or names
+a user who does not exist); every other failure holds its partition and is tried again.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import pytest
 
 from common import events
 from common.events import Event
 from fanout.domain.errors import Refused, Unavailable, UnexpectedAnswer
 from fanout.domain.model import FollowerPage, Policy
 from fanout.service_layer.ports import Ports
-from fanout.service_layer.records import Outcome, RecordProcessor
+from fanout.service_layer.records import Outcome, RecordProcessor, poison_reason
 
 POLICY = Policy(celebrity_threshold=100, backfill_limit=10)
 
@@ -112,13 +118,26 @@ def test_a_vanished_author_is_dead_lettered_without_retries():
     assert isinstance(dlq.sent[0][1], Refused)
 
 
-def test_a_handler_that_keeps_failing_is_dead_lettered_after_bounded_retries():
+def test_a_handler_that_keeps_failing_holds_its_partition_and_is_never_dead_lettered():
+    """A bug raising in a handler is the deploy's fault, not the record's."""
     dlq = DeadLetters()
     followers = Followers(*[RuntimeError("bug")] * 5)
-    outcome = processor(followers=followers, dlq=dlq, attempts=3).process(Record(posted()))
-    assert outcome is Outcome.DEAD_LETTERED
+    records = processor(followers=followers, dlq=dlq, attempts=3)
+    outcome = records.process(Record(posted()))
+    assert outcome is Outcome.FAILED and outcome.holds
     assert followers.calls == 3
-    assert dlq.sent[0][2] == 3
+    assert dlq.sent == []
+    assert records.failures == {("test.tweets.v1", 0): "RuntimeError: bug"}
+
+
+def test_a_held_record_is_processed_once_the_fault_is_fixed():
+    timelines = Timelines()
+    followers = Followers(*[RuntimeError("bug")] * 3)
+    records = processor(followers=followers, timelines=timelines, attempts=3)
+    assert records.process(Record(posted())) is Outcome.FAILED
+    assert records.process(Record(posted())) is Outcome.PROCESSED
+    assert timelines.delivered == [(500, [10, 11])]
+    assert records.failures == {}
 
 
 def test_a_failure_that_clears_within_the_retries_is_processed():
@@ -149,11 +168,32 @@ def test_a_poison_message_is_retried_later_when_the_dead_letter_topic_is_down():
     assert outcome is Outcome.RETRY_LATER
 
 
-def test_a_dependency_answering_garbage_is_dead_lettered_after_bounded_retries():
-    """Not an outage to wait out forever: tried `attempts` times, then dead-lettered."""
+def test_a_dependency_answering_garbage_holds_the_partition_after_bounded_tries():
+    """Tried `attempts` times at once, then held: the services disagree, the record is fine."""
     dlq = DeadLetters()
     followers = Followers(*[UnexpectedAnswer("users: answer is not JSON")] * 5)
     outcome = processor(followers=followers, dlq=dlq, attempts=3).process(Record(posted()))
-    assert outcome is Outcome.DEAD_LETTERED
+    assert outcome is Outcome.FAILED
     assert followers.calls == 3
-    assert isinstance(dlq.sent[0][1], UnexpectedAnswer) and dlq.sent[0][2] == 3
+    assert dlq.sent == []
+
+
+def test_a_fan_out_flag_that_is_not_a_boolean_is_poison():
+    dlq = DeadLetters()
+    raw = Event("e", events.TWEET_POSTED,
+                {"tweet_id": "5", "author_id": "1", "fan_out": "yes"}).to_json()
+    assert processor(dlq=dlq).process(Record(raw)) is Outcome.DEAD_LETTERED
+    assert dlq.sent[0][2] == 1
+
+
+@pytest.mark.parametrize("error,reason", [
+    (events.InvalidEvent("payload lacks 'tweet_id'"), "invalid"),
+    (Refused("users: answered 404 No such user."), "refused"),
+    (Unavailable("users: connection refused"), None),
+    (UnexpectedAnswer("users: refused: answered 422"), None),
+    (RuntimeError("a bug"), None),
+    (KeyError("tweet_id"), None),
+    (TimeoutError("redis"), None),
+])
+def test_only_the_record_itself_makes_it_poison(error, reason):
+    assert poison_reason(error) == reason

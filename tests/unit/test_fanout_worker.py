@@ -213,3 +213,70 @@ def test_bootstrap_returns_the_shared_service_shape_and_takes_overrides_by_name(
     assert worker.record_budget == cfg.record_budget
     with pytest.raises(TypeError, match="timelines"):
         bootstrap(cfg, timelines=object())
+
+
+class FailingProcessor(ScriptedProcessor):
+    """Fails (not the record's fault) at the offsets in `failing` until they are removed."""
+
+    def __init__(self, failing=()) -> None:
+        super().__init__(failing)
+        self.failures = {}
+
+    def process(self, record):
+        self.seen.append((record.partition, record.offset))
+        if (record.partition, record.offset) in self.failing:
+            self.failures[(record.topic, record.partition)] = "RuntimeError: a bug"
+            return Outcome.FAILED
+        self.failures.pop((record.topic, record.partition), None)
+        return Outcome.PROCESSED
+
+
+def test_a_failing_record_holds_its_partition_and_readiness_names_it_until_it_passes():
+    import pytest
+
+    from fanout import metrics
+
+    clock = Clock()
+    batch = {TP0: records(TP0, 5, 6), TP1: records(TP1, 3)}
+    consumer = FakeConsumer(batch, {}, {TP0: records(TP0, 6)}, {}, {TP0: records(TP0, 6)})
+    processor = FailingProcessor(failing={(0, 6)})
+    worker = Worker(consumer, processor, ["t"], clock=clock, backoff_initial=1.0)
+    worker.run_once()
+    assert consumer.commits == [{TP0: 6, TP1: 4}]  # never past the failing record
+    assert consumer.seeks == [(TP0, 6)] and consumer.paused == {TP0}
+    with pytest.raises(RuntimeError, match=r"test.tweets.v1\[0\]@6 held for 0s: "
+                                           r"RuntimeError: a bug"):
+        worker.failing()
+    clock.now = 1.5
+    worker.run_once()  # resumes, fails again: still held, for longer
+    worker.run_once()
+    held = metrics.HELD_SECONDS.labels(TP0.topic, "0")._value.get()
+    assert held == 1.5
+    with pytest.raises(RuntimeError, match="held for 2s"):
+        worker.failing()
+    processor.failing.clear()  # the deploy is fixed
+    clock.now = 10.0
+    worker.run_once()
+    worker.run_once()
+    assert consumer.commits[-1] == {TP0: 7}
+    worker.failing()  # ready again
+    assert metrics.HELD_SECONDS.labels(TP0.topic, "0")._value.get() == 0
+
+
+def test_an_outage_holds_the_partition_without_failing_readiness():
+    consumer = FakeConsumer({TP0: records(TP0, 5)})
+    worker = Worker(consumer, ScriptedProcessor(failing={(0, 5)}), ["t"], clock=Clock())
+    worker.run_once()
+    assert TP0 in worker.held and consumer.commits == []
+    worker.failing()  # the dependency checks say what is down
+
+
+def test_a_partition_held_when_the_group_rebalances_is_tried_again_once_assigned():
+    """kafka-python keeps a re-assigned partition paused; the worker forgot it was."""
+    consumer = FakeConsumer({TP0: records(TP0, 5)})
+    worker = Worker(consumer, ScriptedProcessor(failing={(0, 5)}), ["t"], clock=Clock())
+    worker.run_once()
+    assert consumer.paused == {TP0}
+    worker._on_revoked([TP0])
+    worker._on_assigned([TP0])
+    assert consumer.paused == set() and TP0 not in worker.held

@@ -3,6 +3,7 @@ downstream call per request."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -78,8 +79,8 @@ class UsersMustNotBeCalled:
 
 def config() -> GatewayConfig:
     down = DownstreamConfig("x", "http://127.0.0.1:9", 0.1, 0.1, 1)
-    return GatewayConfig(users=down, timeline=down, jwt_public_key=PUBLIC,
-                         jwt_public_key_file=Path("/nonexistent"), jwt_leeway=0,
+    return GatewayConfig(users=down, users_sign_in=down, timeline=down, jwt_public_keys=PUBLIC,
+                         jwt_public_keys_file=Path("/nonexistent"), jwt_leeway=0,
                          retry_after=1)
 
 
@@ -204,7 +205,7 @@ def test_a_post_names_its_author_from_the_token_and_never_calls_users(without_us
 
 @pytest.mark.parametrize("body,field", [({"text": ""}, "text"), ({"text": "x" * 281}, "text"),
                                         ({}, "text"), ({"text": "a", "extra": 1}, "extra"),
-                                        (None, "body")])
+                                        ("not an object", "body")])
 def test_an_invalid_tweet_is_a_422_naming_the_field(client, body, field) -> None:
     resp = client.post("/api/v1/tweets", json=body, headers=bearer())
     assert field in fields(resp)
@@ -226,6 +227,57 @@ def test_patch_me_forwards_if_match_and_returns_the_new_etag(client, fakes) -> N
     assert resp.status_code == 200
     assert resp.headers["ETag"] == '"4"'
     assert fakes[0].calls == [("update_profile", "5", {"bio": "hi"}, '"3"')]
+
+
+@pytest.mark.parametrize("if_none_match", ['"3"', 'W/"3"', '"9", "3"', "*"])
+def test_a_read_naming_the_current_etag_is_a_304_without_a_body(client, if_none_match) -> None:
+    for method in (client.get, client.head):
+        resp = method("/api/v1/users/ada", headers={"If-None-Match": if_none_match})
+        assert resp.status_code == 304
+        assert resp.headers["ETag"] == '"3"' and resp.data == b""
+        assert "Content-Type" not in resp.headers
+
+
+@pytest.mark.parametrize("headers", [{"If-None-Match": '"03"'}, {"If-None-Match": "3"},
+                                     {"If-None-Match": ""}, {"If-Match": '"3"'},
+                                     {"If-Match": "*", "If-None-Match": '"4"'}])
+def test_a_read_whose_preconditions_hold_or_do_not_parse_is_answered_in_full(client,
+                                                                            headers) -> None:
+    resp = client.get("/api/v1/users/ada", headers=headers)
+    assert resp.status_code == 200 and resp.get_json() == USER
+
+
+@pytest.mark.parametrize("if_match", ['"03"', 'W/"3"', '"4", "5"'])
+def test_a_read_whose_if_match_names_none_of_its_tags_is_a_412(client, if_match) -> None:
+    resp = client.get("/api/v1/users/ada", headers={"If-Match": if_match,
+                                                    "If-None-Match": '"3"'})
+    assert resp.status_code == 412 and resp.mimetype == "application/problem+json"
+    assert resp.headers["ETag"] == '"3"'
+
+
+def test_a_tweet_carries_an_etag_of_its_body_and_answers_304_to_it(client) -> None:
+    first = client.get("/api/v1/tweets/99")
+    etag = first.headers["ETag"]
+    assert etag.startswith('"') and client.get("/api/v1/tweets/99").headers["ETag"] == etag
+    assert client.get("/api/v1/tweets/98").headers["ETag"] != etag
+    again = client.get("/api/v1/tweets/99", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+
+
+@pytest.mark.parametrize("if_match", [None, "", "  ", "3", "'3'"])
+def test_an_edit_without_a_usable_if_match_is_a_428_before_users_is_asked(client, fakes,
+                                                                         if_match) -> None:
+    headers = {**bearer(), **({"If-Match": if_match} if if_match is not None else {})}
+    resp = client.patch("/api/v1/users/me", json={"bio": "hi"}, headers=headers)
+    assert resp.status_code == 428 and resp.mimetype == "application/problem+json"
+    assert fakes[0].calls == []
+
+
+def test_an_edit_passes_an_if_match_list_on_as_sent(client, fakes) -> None:
+    resp = client.patch("/api/v1/users/me", json={"bio": "hi"},
+                        headers={**bearer(), "If-Match": '"1", "3"'})
+    assert resp.status_code == 200
+    assert fakes[0].calls == [("update_profile", "5", {"bio": "hi"}, '"1", "3"')]
 
 
 def test_following_acts_as_the_token_holder(client, fakes) -> None:
@@ -255,7 +307,8 @@ def test_the_document_declares_every_public_route(client) -> None:
         "/api/v1/users", "/api/v1/sessions", "/api/v1/users/{username}", "/api/v1/users/me",
         "/api/v1/users/me/following/{username}", "/api/v1/users/{username}/followers",
         "/api/v1/users/{username}/following", "/api/v1/tweets", "/api/v1/tweets/{id}",
-        "/api/v1/users/{username}/tweets", "/api/v1/timeline", "/api/v1/openapi.json"}
+        "/api/v1/users/{username}/tweets", "/api/v1/timeline", "/api/v1/openapi.json",
+        "/api/v1/.well-known/jwks.json"}
     for item in doc["paths"].values():
         for op in item.values():
             problem = op["responses"]["422"]["content"]["application/problem+json"]
@@ -272,7 +325,7 @@ def test_bootstrap_returns_the_shared_service_shape_and_takes_overrides_by_name(
     assert (service.ports.users, service.ports.timeline, service.ports.tokens) == (
         users, timeline, tokens)
     assert service.closers == []  # nothing made, nothing to close
-    assert service.checks["jwt_public_key"]() == PUBLIC
+    assert service.checks["jwt_public_keys"]() == json.loads(PUBLIC)
     made = bootstrap(config(), tokens=tokens)
     assert len(made.closers) == 2  # the users and timeline clients it made
     made.close()

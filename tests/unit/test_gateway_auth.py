@@ -11,6 +11,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from common import jwks
 from gateway.adapters.tokens import TokenVerifier
 from gateway.config import DownstreamConfig, GatewayConfig
 from gateway.domain.errors import Unauthenticated
@@ -82,15 +83,15 @@ def test_garbage_is_rejected() -> None:
     rejects(TokenVerifier(PUBLIC), "Bearer not.a.jwt")
 
 
-def test_the_key_is_read_once_when_first_needed() -> None:
-    reads = []
+def test_the_key_file_is_read_when_first_needed_then_only_when_it_changed(tmp_path) -> None:
+    path, reads = tmp_path / "jwks.json", []
 
-    def load() -> str:
+    def parse(text: str) -> dict:
         reads.append(1)
-        return PUBLIC
+        return jwks.read_key_set(text)
 
-    verifier = TokenVerifier(load)
-    assert reads == []
+    verifier = TokenVerifier(jwks.WatchedFile(path, parse, interval=0))  # no file yet
+    path.write_text(PUBLIC)
     authenticate(verifier, f"Bearer {token()}")
     authenticate(verifier, f"Bearer {token()}")
     assert reads == [1]
@@ -104,8 +105,8 @@ def test_a_token_without_a_username_names_the_user_with_an_empty_one() -> None:
 @pytest.mark.parametrize("header", [None, "Basic YWRhOnNlY3JldA==", "Bearer not.a.jwt"])
 def test_a_caller_without_a_valid_token_is_answered_401_with_a_bearer_challenge(header) -> None:
     down = DownstreamConfig("x", "http://127.0.0.1:9", 0.1, 0.1, 1)
-    app = create_app(GatewayConfig(users=down, timeline=down, jwt_public_key=PUBLIC,
-                                   jwt_public_key_file=Path("/nonexistent"), jwt_leeway=0,
+    app = create_app(GatewayConfig(users=down, users_sign_in=down, timeline=down, jwt_public_keys=PUBLIC,
+                                   jwt_public_keys_file=Path("/nonexistent"), jwt_leeway=0,
                                    retry_after=1), tokens=TokenVerifier(PUBLIC))
     resp = app.test_client().get("/api/v1/timeline",
                                  headers={"Authorization": header} if header else {})

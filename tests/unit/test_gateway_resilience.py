@@ -49,8 +49,9 @@ def gateway_config(url: str, budget: float = BUDGET, timeline_url: str | None = 
     urls = {"users": url, "timeline": timeline_url or url}
     down = {name: DownstreamConfig(name, urls[name], 0.2, 0.2, 2, retry_base=0.001, **settings)
             for name in ("users", "timeline")}
-    return GatewayConfig(users=down["users"], timeline=down["timeline"], jwt_public_key=PUBLIC,
-                         jwt_public_key_file=Path("/nonexistent"), jwt_leeway=0, retry_after=1,
+    return GatewayConfig(users=down["users"], users_sign_in=down["users"],
+                         timeline=down["timeline"], jwt_public_keys=PUBLIC,
+                         jwt_public_keys_file=Path("/nonexistent"), jwt_leeway=0, retry_after=1,
                          request_budget=budget)
 
 
@@ -118,7 +119,8 @@ def test_a_dependency_down_answers_503_problem_json_then_fails_fast(closed_url) 
         assert resp.mimetype == "application/problem+json"
         assert int(resp.headers["Retry-After"]) >= 1
         assert resp.get_json()["detail"] == "The timeline service is unavailable."
-    assert REGISTRY.get_sample_value("murmur_breaker_state", {"breaker": "timeline"}) == 2
+    assert REGISTRY.get_sample_value("murmur_breaker_state",
+                                     {"breaker": "gateway.timeline"}) == 2
     # Once open, the breaker answers for the service until its reset timeout.
     assert int(answers[-1][0].headers["Retry-After"]) > 20
     assert max(elapsed for _, elapsed in answers[-3:]) < 0.1
@@ -234,8 +236,8 @@ class RecordingHttp:
 def test_only_idempotent_calls_are_retried() -> None:
     http = RecordingHttp()
     users, timeline = UsersClient(http), TimelineClient(http)  # type: ignore[arg-type]
-    users.register({})
-    users.open_session({})
+    users.register({}, None, "10.0.0.1")
+    users.open_session({}, "10.0.0.1")
     users.profile("ada")
     users.update_profile("5", {}, '"1"')
     users.follow("5", "bob")
@@ -253,3 +255,15 @@ def test_only_idempotent_calls_are_retried() -> None:
     }
     timeline.post(Principal("5", "ada"), "with a key", "key-1")
     assert http.retried["POST /tweets"] is True
+    users.register({}, "key-1", "10.0.0.1")
+    assert http.retried["POST /users"] is True
+
+
+def test_sign_in_floods_cannot_open_the_breaker_that_profile_reads_use() -> None:
+    sign_in, everything_else = RecordingHttp(), RecordingHttp()
+    users = UsersClient(everything_else, sign_in)  # type: ignore[arg-type]
+    users.register({}, None, None)
+    users.open_session({}, None)
+    users.profile("ada")
+    assert set(sign_in.retried) == {"POST /users", "POST /sessions"}
+    assert set(everything_else.retried) == {"GET /users/ada"}

@@ -35,7 +35,7 @@ def test_the_users_migrations_ship_inside_the_users_package():
     assert users_migrate.MIGRATIONS.is_dir()
 
 
-def test_the_users_migrations_run_with_the_profiles_users_topic():
+def test_the_users_migrations_run_with_the_profiles_users_topic_and_celebrity_threshold():
     from urllib.parse import parse_qsl, urlsplit
 
     from common import config
@@ -43,5 +43,6 @@ def test_the_users_migrations_run_with_the_profiles_users_topic():
     stores = config.stores()
     uri = urlsplit(users_migrate.backend_uri(stores))
     options = dict(parse_qsl(uri.query))["options"]
-    assert options == f"-c murmur.users_topic={stores.topic('users.v1')}"
+    assert options == (f"-c murmur.users_topic={stores.topic('users.v1')} "
+                       f"-c murmur.celebrity_threshold={stores.profile.celebrity_threshold}")
     assert uri.path == f"/{stores.pg_database}"

@@ -111,7 +111,7 @@ def test_posting_stores_the_tweet_with_a_tweet_posted_event_and_its_headers(port
     assert event.created_at == tweet.created_at
     assert event.event_id != tweet.id
     assert event.payload() == {"tweet_id": str(tweet.id), "author_id": "7",
-                               "created_at": model.iso(tweet.created_at)}
+                               "created_at": model.iso(tweet.created_at), "fan_out": True}
     assert headers == {"request_id": "r1", "traceparent": "00-aa-01-01"}
 
 
@@ -121,7 +121,8 @@ def test_a_delete_stores_its_event_with_the_headers_of_its_own_request(ports):
     (_, posted), (deleted_event, deleted) = ports.tweets.outbox
     assert posted == {"traceparent": "00-aa-01-01"}
     assert deleted == {"traceparent": "00-bb-02-01"}
-    assert deleted_event.payload() == {"tweet_id": str(tweet.id), "author_id": "7"}
+    assert deleted_event.payload() == {"tweet_id": str(tweet.id), "author_id": "7",
+                                       "fan_out": True}
 
 
 def test_the_author_sees_a_new_tweet_at_once(ports):
@@ -261,6 +262,29 @@ def test_deleting_an_unknown_tweet_is_not_found(ports):
     with pytest.raises(TweetNotFound) as caught:
         handlers.delete_tweet(DeleteTweet(999, 7), ports)
     assert caught.value.tweet_id == 999
+
+
+def test_the_author_repeating_a_delete_succeeds_again_without_a_second_event(ports):
+    tweet = post(ports, 7, "said twice")
+    assert handlers.delete_tweet(DeleteTweet(tweet.id, 7), ports) is True
+    assert handlers.delete_tweet(DeleteTweet(tweet.id, 7), ports) is False
+    assert [type(e) for e in ports.tweets.events] == [TweetPosted, TweetDeleted]
+
+
+def test_someone_else_deleting_a_deleted_tweet_learns_only_that_it_does_not_exist(ports):
+    tweet = post(ports, 7, "gone")
+    handlers.delete_tweet(DeleteTweet(tweet.id, 7), ports)
+    with pytest.raises(TweetNotFound):
+        handlers.delete_tweet(DeleteTweet(tweet.id, 8), ports)
+    assert len(ports.tweets.events) == 2
+
+
+def test_a_delete_is_no_longer_repeatable_once_the_store_forgot_it(ports):
+    tweet = post(ports, 7, "long ago")
+    handlers.delete_tweet(DeleteTweet(tweet.id, 7), ports)
+    ports.tweets.deleted.clear()  # its remembered deletion expired
+    with pytest.raises(TweetNotFound):
+        handlers.delete_tweet(DeleteTweet(tweet.id, 7), ports)
 
 
 # ---------------------------------------------------------------------------- reading

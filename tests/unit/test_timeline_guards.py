@@ -397,7 +397,7 @@ def test_the_celebrity_cache_falls_through_to_users_while_redis_cannot_take_writ
             raise redis_reply("READONLY You can't write against a read only replica.")
 
     class Users:
-        def followee_ids(self, user_id, min_followers, limit):
+        def followee_ids(self, user_id, min_followers, limit, pulled=False):
             return [3, 5]
 
     cached = users_client.CachedCelebrityFollowees(Users(), ReadOnlyRedis(), threshold=1000,

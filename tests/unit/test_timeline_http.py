@@ -9,7 +9,6 @@ from cassandra import InvalidRequest, OperationTimedOut
 from cassandra.cluster import NoHostAvailable
 
 from unit._timeline_fakes import FakeFollowees, RedisDown, memory_ports
-from common import cursors
 from timeline.domain.model import Author
 from timeline.entrypoints.app import create_app
 
@@ -165,14 +164,21 @@ def test_author_pages_follow_their_cursors_newest_first(client):
     assert seen == sorted(posted, key=int, reverse=True)
 
 
-def test_a_cursor_is_opaque_and_bound_to_its_list(client):
+def test_a_cursor_is_opaque_and_bound_to_its_list(app, client):
     for i in range(3):
         post(client, 7, f"t{i}")
     page = client.get("/authors/7/tweets?limit=2").json
     cursor = page["next_cursor"]
     assert cursor and page["items"][-1]["id"] not in cursor
-    assert cursors.decode("user-tweets", cursor, 1) == (int(page["items"][-1]["id"]),)
+    codec = app.extensions["cursors"]
+    assert codec.decode("user-tweets", 7, cursor, 1) == (int(page["items"][-1]["id"]),)
     resp = client.get(f"/timeline?cursor={cursor}", headers={"X-User-Id": "7"})
+    assert resp.status_code == 422 and resp.json["errors"][0]["field"] == "cursor"
+    # Another author's list, and another user's home timeline, refuse it too.
+    resp = client.get(f"/authors/8/tweets?cursor={cursor}")
+    assert resp.status_code == 422 and resp.json["errors"][0]["field"] == "cursor"
+    home = client.get("/timeline?limit=1", headers={"X-User-Id": "7"}).json["next_cursor"]
+    resp = client.get(f"/timeline?cursor={home}", headers={"X-User-Id": "8"})
     assert resp.status_code == 422 and resp.json["errors"][0]["field"] == "cursor"
 
 
@@ -183,7 +189,7 @@ def test_a_bad_cursor_or_limit_is_a_422(client, query):
     assert client.get(f"/timeline?{query}", headers={"X-User-Id": "5"}).status_code == 422
 
 
-def test_a_page_by_username_is_the_authors_page_with_the_same_cursors(client, ports):
+def test_a_page_by_username_is_the_authors_page_with_the_same_cursors(app, client, ports):
     ports.authors.rows[7] = Author(7, "ann", "Ann", 1)
     posted = [post(client, 7, f"tweet {i}").json["id"] for i in range(5)]
     post(client, 8, "not ann's")
@@ -193,7 +199,8 @@ def test_a_page_by_username_is_the_authors_page_with_the_same_cursors(client, po
     assert first.json["items"][0]["author"] == {"id": "7", "username": "ann",
                                                 "display_name": "Ann"}
     cursor = first.json["next_cursor"]
-    assert cursors.decode("user-tweets", cursor, 1) == (int(first.json["items"][-1]["id"]),)
+    assert app.extensions["cursors"].decode("user-tweets", 7, cursor, 1) == (
+        int(first.json["items"][-1]["id"]),)
     seen, query = [], "/authors/by-username/ann/tweets?limit=2"
     for _ in range(10):
         page = client.get(query).json

@@ -37,6 +37,11 @@ def register(ports: Ports, username: str, password: str = "correct horse", **ext
     return handlers.register_user(RegisterUser(username, password, **extra), ports)
 
 
+def at(*versions: int) -> frozenset[int]:
+    """The profile versions an edit is conditional on (If-Match)."""
+    return frozenset(versions)
+
+
 def field_errors(exc: pytest.ExceptionInfo) -> set[str]:
     return {e["field"] for e in exc.value.errors}
 
@@ -153,13 +158,13 @@ def test_a_session_request_without_strings_is_invalid_input(ports):
 
 def test_an_edit_at_the_current_version_bumps_the_version(ports):
     user = register(ports, "alice")
-    updated = handlers.update_profile(UpdateProfile(user.id, 1, {"bio": "hello"}), ports)
+    updated = handlers.update_profile(UpdateProfile(user.id, at(1), {"bio": "hello"}), ports)
     assert (updated.bio, updated.version) == ("hello", 2)
 
 
 def test_an_edit_announces_the_profile_at_its_new_version(ports):
     user = register(ports, "alice")
-    handlers.update_profile(UpdateProfile(user.id, 1, {"display_name": "Alice"}, TRACE), ports)
+    handlers.update_profile(UpdateProfile(user.id, at(1), {"display_name": "Alice"}, TRACE), ports)
     handlers.update_profile(UpdateProfile(user.id, None, {"bio": "only the bio"}), ports)
     assert ports.users.outbox[1:] == [
         (ProfileChanged(user.id, "alice", "Alice", 2), TRACE),
@@ -169,19 +174,27 @@ def test_an_edit_announces_the_profile_at_its_new_version(ports):
 
 def test_an_empty_edit_or_a_refused_one_announces_nothing(ports):
     user = register(ports, "alice")
-    assert handlers.update_profile(UpdateProfile(user.id, 1, {}), ports).version == 1
+    assert handlers.update_profile(UpdateProfile(user.id, at(1), {}), ports).version == 1
     with pytest.raises(VersionMismatch):
-        handlers.update_profile(UpdateProfile(user.id, 7, {"bio": "x"}), ports)
+        handlers.update_profile(UpdateProfile(user.id, at(7), {"bio": "x"}), ports)
     with pytest.raises(InvalidInput):
-        handlers.update_profile(UpdateProfile(user.id, 1, {"bio": "b" * 161}), ports)
+        handlers.update_profile(UpdateProfile(user.id, at(1), {"bio": "b" * 161}), ports)
     assert ports.users.events == [UserRegistered(user.id, "alice", "alice", 1)]
+
+
+def test_an_edit_goes_through_when_any_of_the_versions_it_names_is_current(ports):
+    user = register(ports, "alice")
+    updated = handlers.update_profile(UpdateProfile(user.id, at(7, 1), {"bio": "hi"}), ports)
+    assert updated.version == 2
+    with pytest.raises(VersionMismatch):
+        handlers.update_profile(UpdateProfile(user.id, at(7, 1), {"bio": "again"}), ports)
 
 
 def test_an_edit_at_a_stale_version_is_refused_and_changes_nothing(ports):
     user = register(ports, "alice")
-    handlers.update_profile(UpdateProfile(user.id, 1, {"bio": "first"}), ports)
+    handlers.update_profile(UpdateProfile(user.id, at(1), {"bio": "first"}), ports)
     with pytest.raises(VersionMismatch) as exc:
-        handlers.update_profile(UpdateProfile(user.id, 1, {"bio": "second"}), ports)
+        handlers.update_profile(UpdateProfile(user.id, at(1), {"bio": "second"}), ports)
     assert exc.value.current == 2
     assert ports.users.by_id(user.id).bio == "first"
 
@@ -195,7 +208,7 @@ def test_an_edit_drops_the_cached_profile(ports):
     user = register(ports, "alice")
     handlers.find_user("alice", ports)
     assert ports.profiles.get(user.id) is not None
-    handlers.update_profile(UpdateProfile(user.id, 1, {"display_name": "Alice"}), ports)
+    handlers.update_profile(UpdateProfile(user.id, at(1), {"display_name": "Alice"}), ports)
     assert ports.profiles.get(user.id) is None
     assert handlers.find_user("alice", ports).display_name == "Alice"
 
@@ -350,7 +363,7 @@ def test_every_write_fails_at_once_without_trying_while_the_breaker_is_open(port
     writes = [
         lambda: register(ports, "carol"),
         lambda: handlers.start_session(StartSession("alice", "correct horse"), ports),
-        lambda: handlers.update_profile(UpdateProfile(alice.id, 1, {"bio": "x"}), ports),
+        lambda: handlers.update_profile(UpdateProfile(alice.id, at(1), {"bio": "x"}), ports),
         lambda: handlers.follow_user(FollowUser(alice.id, "bob"), ports),
         lambda: handlers.unfollow_user(UnfollowUser(alice.id, "bob"), ports),
     ]

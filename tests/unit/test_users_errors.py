@@ -18,6 +18,9 @@ from unit._users_fakes import memory_ports
 from users import config as users_config
 from users.domain import errors as domain_errors
 from users.domain.errors import (
+    IdempotencyKeyReused,
+    PasswordWorkBusy,
+    TooManyAttempts,
     InvalidCredentials,
     StoreUnavailable,
     UsernameTaken,
@@ -70,6 +73,9 @@ def client(ports):
     (InvalidCredentials(), 401, {}),
     (VersionMismatch(3), 412, {}),
     (StoreUnavailable(7), 503, {"Retry-After": "7"}),
+    (TooManyAttempts(42), 429, {"Retry-After": "42"}),
+    (PasswordWorkBusy(), 503, {"Retry-After": "1"}),
+    (IdempotencyKeyReused(), 422, {}),
     (InvalidInput([{"field": "bio", "message": "too long"}]), 422, {}),
     (DeadlineExceeded("late"), 503, {"Retry-After": "1"}),
     (psycopg.OperationalError("connection refused"), 503, {"Retry-After": "1"}),
@@ -126,21 +132,31 @@ def test_a_missing_or_foreign_identity_is_a_401_or_403(client):
     alice = client.post("/users", json={"username": "alice", "password": "correct horse"}).json
     bob = client.post("/users", json={"username": "bob", "password": "correct horse"}).json
     unauthenticated = client.patch(f"/users/{alice['id']}", json={"bio": "x"},
-                                   headers={"If-Match": '"1"'})
+                                   headers={"If-Match": "*"})
     assert unauthenticated.status_code == 401
     assert unauthenticated.headers["WWW-Authenticate"] == "Bearer"
     foreign = client.patch(f"/users/{alice['id']}", json={"bio": "x"},
-                           headers={"If-Match": '"1"', "X-User-Id": bob["id"]})
+                           headers={"If-Match": "*", "X-User-Id": bob["id"]})
     assert foreign.status_code == 403 and foreign.mimetype == PROBLEM
 
 
-@pytest.mark.parametrize("if_match,status", [(None, 428), ('W/"1"', 412), ('"x"', 412),
-                                             ('"1"', 200), ("*", 200), ('"2"', 412)])
-def test_if_match_is_required_and_must_name_a_version(client, if_match, status):
+@pytest.mark.parametrize("if_match,status", [
+    (None, 428), ("", 428), (" , ", 428), ("{opaque}", 428), ("'{opaque}'", 428),
+    ("W/{etag}", 412), ('"x"', 412), ('"01-{digest}"', 412), ('"2-{digest}"', 412),
+    ('"99999999999-{digest}"', 412),
+    ("{etag}", 200), ('"x", W/"y", {etag}', 200), ("*", 200),
+    # The version is what an edit is conditional on: counts moved since, it still holds.
+    ('"1-000000000000"', 200),
+])
+def test_if_match_is_required_and_must_name_the_current_version(client, if_match, status):
     alice = client.post("/users", json={"username": "alice", "password": "correct horse"}).json
-    headers = {"X-User-Id": alice["id"], **({"If-Match": if_match} if if_match else {})}
+    etag = client.get("/users/alice").headers["ETag"]
+    opaque = etag.strip('"')
+    value = None if if_match is None else if_match.format(
+        etag=etag, opaque=opaque, digest=opaque.partition("-")[2])
+    headers = {"X-User-Id": alice["id"], **({"If-Match": value} if value is not None else {})}
     resp = client.patch(f"/users/{alice['id']}", json={"bio": "x"}, headers=headers)
-    assert resp.status_code == status
+    assert resp.status_code == status, resp.get_json()
 
 
 def test_a_cursor_of_the_other_list_is_a_422(client):

@@ -247,6 +247,10 @@ resources:
 {{- default (include "murmur.componentName" (dict "root" . "component" "jwt")) .Values.secrets.jwt.existingSecret }}
 {{- end }}
 
+{{- define "murmur.cursorSecretName" -}}
+{{- default (include "murmur.componentName" (dict "root" . "component" "cursor")) .Values.secrets.cursor.existingSecret }}
+{{- end }}
+
 {{- define "murmur.postgresSecretName" -}}
 {{- default (include "murmur.componentName" (dict "root" . "component" "postgres")) .Values.postgres.auth.existingSecret }}
 {{- end }}
@@ -359,13 +363,16 @@ prometheus.io/path: /metrics
 
 {{/*
 The Secrets the secrets hook looks after, as a YAML list of {name, generate, keys}:
-`generate` names what to create when the Secret is missing (jwt, password,
+`generate` names what to create when the Secret is missing (jwt, key, password,
 kafka-cluster-id); empty means the Secret is supplied (existingSecret) and only checked.
 */}}
 {{- define "murmur.secretSpecs" -}}
 - name: {{ include "murmur.jwtSecretName" . }}
   generate: {{ ternary "" "jwt" (not (empty .Values.secrets.jwt.existingSecret)) | quote }}
-  keys: [jwt-private.pem, jwt-public.pem]
+  keys: [jwt-private.pem, jwt-jwks.json]
+- name: {{ include "murmur.cursorSecretName" . }}
+  generate: {{ ternary "" "key" (not (empty .Values.secrets.cursor.existingSecret)) | quote }}
+  keys: [cursor-key]
 - name: {{ include "murmur.postgresSecretName" . }}
   generate: {{ ternary "" "password" (not (empty .Values.postgres.auth.existingSecret)) | quote }}
   keys: [{{ include "murmur.postgresSecretKey" . | quote }}]

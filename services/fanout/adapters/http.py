@@ -2,9 +2,10 @@
 
 - no answer (down, timing out, 5xx, breaker open, the record's deadline passed, pool
   full), or a deliberate 503/429: `Unavailable`, the same event is tried again later;
-- any other 4xx: `Refused`, the event is dead-lettered at once;
-- an answer that is not the JSON agreed: `UnexpectedAnswer`, tried a few more times by
-  the record processor, then dead-lettered: never retried forever.
+- 404 or 410, what the event names does not exist: `Refused`, dead-lettered at once;
+- any other 4xx, or an answer that is not the JSON agreed: `UnexpectedAnswer`, the two
+  services disagree (a deploy or a configuration to fix), so the event waits with its
+  partition held and is tried again: never dead-lettered for it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import Any, Iterator, Mapping
 from common.client import BadAnswer, HttpClient, PeerUnavailable, Rejected
 
 from fanout.domain.errors import Refused, Unavailable, UnexpectedAnswer
+
+# "No such resource": the only refusal about the event's own data (see Refused).
+NOT_FOUND = (404, 410)
 
 
 @contextmanager
@@ -27,7 +31,9 @@ def translated(what: str) -> Iterator[None]:
     except Rejected as exc:
         if exc.transient:
             raise Unavailable(f"{what}: {exc}") from exc
-        raise Refused(f"{what}: {exc}") from exc
+        if exc.status in NOT_FOUND:
+            raise Refused(f"{what}: {exc}") from exc
+        raise UnexpectedAnswer(f"{what}: refused: {exc}") from exc
     except (BadAnswer, KeyError, TypeError, ValueError) as exc:
         raise UnexpectedAnswer(f"{what}: unexpected answer: {exc!r}") from exc
 

@@ -1,5 +1,6 @@
 """Kafka clients of the fanout worker: the group consumer, the dead-letter producer and
-the admin client that reads the group's offsets (for the consumer-lag gauge)."""
+the admin client that reads the group's offsets (for the consumer-lag gauge); and the
+redrive's consumer of the dead-letter topic."""
 
 from __future__ import annotations
 
@@ -33,6 +34,27 @@ def consumer(config: FanoutConfig) -> KafkaConsumer:
         heartbeat_interval_ms=3_000,
         max_poll_interval_ms=300_000,
     )
+
+
+def dead_letter_consumer(config: FanoutConfig) -> KafkaConsumer:
+    """A consumer of the dead-letter topic in the redrive's own group, committing only when
+    told (after each dead letter is handled); a new group starts at the oldest."""
+    return KafkaConsumer(
+        bootstrap_servers=config.stores.kafka_bootstrap,
+        group_id=config.redrive_group_id,
+        client_id=f"{config.process_name}-redrive-{socket.gethostname()}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=config.kafka_request_timeout_ms + 30_000,
+    )
+
+
+def header(message: Message, name: str) -> str | None:
+    """A record header as text (None if absent)."""
+    for key, value in message.headers or ():
+        if key == name and value is not None:
+            return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return None
 
 
 def offsets(config: FanoutConfig) -> "KafkaOffsets":

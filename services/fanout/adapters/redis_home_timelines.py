@@ -10,7 +10,7 @@ from common.home_timeline import HomeTimelines
 from fanout.domain.errors import Unavailable
 
 # Errors that say Redis cannot take the write right now, not that the write is wrong.
-_TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
               redis.exceptions.BusyLoadingError, redis.exceptions.ReadOnlyError)
 
 
@@ -47,7 +47,7 @@ class RedisHomeTimelines:
     def _call(self, method: Callable[..., int], *args: Any) -> int:
         try:
             return method(*args)
-        except _TRANSIENT as exc:
+        except TRANSIENT as exc:
             raise Unavailable(f"redis: {type(exc).__name__}: {exc}") from exc
         except redis.exceptions.ResponseError as exc:
             if str(exc).startswith(("OOM", "LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN")):

@@ -3,8 +3,12 @@ and /metrics.
 
 At-least-once: offsets are committed only for records whose timeline writes are done
 (after every poll, and for revoked partitions before they move). A record whose dependency
-is down is not skipped: its partition is rewound to it and paused for a growing backoff,
-while the loop keeps polling (so the group keeps the member) and other partitions go on.
+is down, or whose handling failed for any reason but the record's own (a bug, a
+dependency answering what was not agreed), is not skipped: its partition is held, rewound
+to it and paused for a growing, capped backoff, while the loop keeps polling (so the
+group keeps the member) and other partitions go on. A partition held by a failure makes
+/readyz fail and says which record; `murmur_fanout_held_seconds` says for how long, and
+the consumer lag grows behind it.
 
 Each record is processed as a request is served: with the request id of the post that
 caused it, in a span continuing the producer's trace, and under a deadline of its own
@@ -58,6 +62,8 @@ class Worker:
         self._next_offsets: dict[TopicPartition, int] = {}  # processed, not yet committed
         self._resume_at: dict[TopicPartition, float] = {}  # paused after a transient failure
         self._backoff: dict[TopicPartition, float] = {}
+        # Partitions held at a record: since when (clock), at which offset, and why.
+        self.held: dict[TopicPartition, tuple[float, int, Outcome]] = {}
         self._stop = threading.Event()
         self.last_poll: float | None = None
         # Partitions of one poll are processed in parallel (each in order): a record's
@@ -105,26 +111,54 @@ class Worker:
     def _process_partition(self, tp: TopicPartition, records: list) -> None:
         self._apply(*self._run_partition(tp, records))
 
-    def _apply(self, tp: TopicPartition, done: int | None, retry_at: int | None) -> None:
+    def _apply(self, tp: TopicPartition, done: int | None, retry_at: int | None,
+               why: Outcome = Outcome.RETRY_LATER) -> None:
         # The consumer is not thread-safe: offsets, seeks and pauses happen on the loop thread.
         if done is not None:
             self._next_offsets[tp] = done
             self._backoff.pop(tp, None)
+            self._release(tp)
         if retry_at is not None:
+            self._hold(tp, retry_at, why)
             self._retry_later(tp, retry_at)
 
-    def _run_partition(self, tp: TopicPartition,
-                       records: list) -> tuple[TopicPartition, int | None, int | None]:
-        """Process one partition's records in order: (tp, next offset done, offset to retry)."""
+    def _run_partition(self, tp: TopicPartition, records: list
+                       ) -> tuple[TopicPartition, int | None, int | None, Outcome]:
+        """Process one partition's records in order: (tp, next offset done, offset to retry,
+        why it is retried)."""
         started = time.perf_counter()
         done = retry_at = None
+        why = Outcome.PROCESSED
         for record in records:
-            if self.process(record) is Outcome.RETRY_LATER:
-                retry_at = record.offset
+            outcome = self.process(record)
+            if outcome.holds:
+                retry_at, why = record.offset, outcome
                 break
             done = record.offset + 1
         metrics.BATCH_DURATION.labels(tp.topic).observe(time.perf_counter() - started)
-        return tp, done, retry_at
+        return tp, done, retry_at, why
+
+    def _hold(self, tp: TopicPartition, offset: int, why: Outcome) -> None:
+        since, at, _ = self.held.get(tp, (self.clock(), offset, why))
+        if at != offset:
+            since = self.clock()
+        self.held[tp] = (since, offset, why)
+        metrics.HELD_SECONDS.labels(tp.topic, str(tp.partition)).set(self.clock() - since)
+
+    def _release(self, tp: TopicPartition) -> None:
+        if self.held.pop(tp, None) is not None:
+            metrics.HELD_SECONDS.labels(tp.topic, str(tp.partition)).set(0)
+
+    def failing(self) -> None:
+        """Readiness: raise, naming the records, while a failure (not an outage, which
+        the dependency checks show) holds a partition."""
+        failures = getattr(self.processor, "failures", {})
+        stuck = [f"{tp.topic}[{tp.partition}]@{offset} held for {self.clock() - since:.0f}s: "
+                 f"{failures.get((tp.topic, tp.partition), why.value)}"
+                 for tp, (since, offset, why) in list(self.held.items())
+                 if why is Outcome.FAILED]
+        if stuck:
+            raise RuntimeError("; ".join(sorted(stuck)))
 
     def process(self, record: Message) -> Outcome:
         """Process one record as a request: its request id, its span, its deadline."""
@@ -187,10 +221,17 @@ class Worker:
             self._next_offsets.pop(tp, None)
             self._resume_at.pop(tp, None)
             self._backoff.pop(tp, None)
+            self._release(tp)
         if revoked:
             log.info("partitions revoked: %s", _names(revoked))
 
     def _on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        assigned = list(assigned)
+        # kafka-python keeps the paused flag of a partition assigned again, but the hold's
+        # resume time went with the revocation: without this, a partition held when the
+        # group rebalanced would stay paused for good. Its record is simply tried again.
+        if assigned:
+            self.consumer.resume(*assigned)
         log.info("partitions assigned: %s", _names(assigned))
 
 
@@ -219,8 +260,8 @@ def worker_for(service: Service[FanoutConfig, Ports], consumer: Any, *,
     """The consumer loop of a wired fanout service over `consumer`; `loop` overrides the
     loop settings taken from the service's config (e.g. poll_timeout_ms)."""
     cfg = service.config
-    processor = RecordProcessor(service.ports, policy(cfg), attempts=cfg.poison_attempts,
-                                backoff_max=cfg.poison_backoff_max,
+    processor = RecordProcessor(service.ports, policy(cfg), attempts=cfg.handler_attempts,
+                                backoff_max=cfg.handler_backoff_max,
                                 **({"sleep": sleep} if sleep else {}))
     settings: dict[str, Any] = {
         "poll_timeout_ms": cfg.poll_timeout_ms, "max_records": cfg.max_poll_records,
@@ -248,7 +289,7 @@ def main() -> int:
             raise RuntimeError("the consumer loop has not polled in the last 60 s")
 
     health = ProbeServer("fanout", cfg.bind_host, cfg.port,
-                         {**service.checks, "consumer": loop_alive})
+                         {**service.checks, "consumer": loop_alive, "held": worker.failing})
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: worker.stop())
     health.start()

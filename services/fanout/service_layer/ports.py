@@ -65,6 +65,16 @@ class DeadLetters(Protocol):
         """Store the message with its error durably; raises Unavailable if it cannot."""
 
 
+class RedriveLedger(Protocol):
+    """The event ids the redrive replayed, for one fanout group (kept for a while)."""
+
+    def is_done(self, event_id: str) -> bool:
+        """Whether an earlier redrive replayed this event."""
+
+    def mark_done(self, event_id: str) -> None:
+        """Record that this event was replayed; raises Unavailable if it cannot."""
+
+
 @dataclass(frozen=True)
 class Ports:
     """The outside world as fan-out's use cases see it."""
@@ -73,3 +83,4 @@ class Ports:
     home_timelines: HomeTimelines
     tweets: TweetIdSource
     dead_letters: DeadLetters
+    redriven: RedriveLedger | None = None  # the redrive's alone (fanout.entrypoints.redrive)

@@ -1,23 +1,29 @@
-"""One record in, one outcome out: processed, dead-lettered, or retry later.
+"""One record in, one outcome out: processed, dead-lettered, or held to be tried again.
 
-The difference between a poison message and a transient outage decides what happens to
-the offset. A message that can never succeed (malformed, refused by a dependency, or still
-failing after a few tries, e.g. because a dependency keeps answering garbage) is
-dead-lettered and the consumer moves past it. A dependency that does not answer
-(`Unavailable`) says nothing about the message, so it is retried until it succeeds and its
-offset is not committed meanwhile: an outage delays fan-out but never loses an event.
+Only poison is dead-lettered, and only the record itself can be poison (`poison_reason`):
+it cannot be parsed or breaks the event schema (`InvalidEvent`), or a dependency says
+that what it names does not exist (`Refused`). The consumer moves past those.
+
+Anything else is not the record's fault, and the record must not be skipped for it: a
+dependency that does not answer (`Unavailable`, RETRY_LATER), and every other failure
+(FAILED): a bug raising in a handler, a dependency answering what was not agreed. A bad
+deploy would otherwise drain fan-out into the dead-letter topic. The record is tried a
+few times at once (a hiccup passes), then its offset is not committed: the worker holds
+the partition at it and tries again with a growing, capped backoff, so the events behind
+it keep their order, and once the deploy is fixed fan-out resumes with nothing lost.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Callable
 
 from opentelemetry import trace
-from tenacity import Retrying, retry_if_not_exception_type, stop_after_attempt
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
 from tenacity import wait_exponential_jitter
 
 from common.events import Event, InvalidEvent
@@ -34,16 +40,43 @@ log = logging.getLogger("murmur.fanout")
 class Outcome(str, Enum):
     PROCESSED = "processed"
     DEAD_LETTERED = "dead_lettered"
-    RETRY_LATER = "retry_later"
+    RETRY_LATER = "retry_later"  # a dependency did not answer: held, tried again
+    FAILED = "failed"  # failed for a reason that is not the record's: held, tried again
+
+    @property
+    def holds(self) -> bool:
+        """Whether the record's partition must stay at it (not committed past)."""
+        return self in (Outcome.RETRY_LATER, Outcome.FAILED)
+
+
+def poison_reason(error: BaseException) -> str | None:
+    """Why `error` makes its record poison ('invalid', 'refused'), or None when the fault
+    lies elsewhere and the record must wait for it to be put right."""
+    if isinstance(error, InvalidEvent):
+        return "invalid"
+    if isinstance(error, Refused):
+        return "refused"
+    return None
+
+
+def _worth_retrying_now(error: BaseException) -> bool:
+    # Poison never changes, and an outage is waited out by the worker, not in here.
+    return poison_reason(error) is None and not isinstance(error, Unavailable)
 
 
 class RecordProcessor:
-    """Parses, handles and classifies one record at a time."""
+    """Parses, handles and classifies one record at a time.
+
+    `failures` holds, per partition, the latest failure of a record held there (what
+    readiness reports); it is cleared when a record of that partition gets past.
+    """
 
     def __init__(self, ports: Ports, policy: Policy, *, attempts: int = 3,
                  backoff_max: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> None:
         self.ports, self.policy = ports, policy
         self.attempts, self.backoff_max, self.sleep = attempts, backoff_max, sleep
+        self.failures: dict[tuple[str, int], str] = {}
+        self._lock = threading.Lock()
 
     def process(self, message: Message) -> Outcome:
         """Handle one record; never raises for a bad message or a failing dependency."""
@@ -64,8 +97,7 @@ class RecordProcessor:
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts),
             wait=wait_exponential_jitter(initial=0.05, max=self.backoff_max),
-            retry=retry_if_not_exception_type((InvalidEvent, Refused, Unavailable)),
-            sleep=self.sleep, reraise=True)
+            retry=retry_if_exception(_worth_retrying_now), sleep=self.sleep, reraise=True)
         try:
             writes = retrying(attempt)
         except Unavailable as exc:
@@ -73,18 +105,35 @@ class RecordProcessor:
                         extra={"fields": {"event_id": event.event_id, "error": str(exc)}})
             metrics.EVENTS.labels(event.type, Outcome.RETRY_LATER.value).inc()
             return Outcome.RETRY_LATER
-        except InvalidEvent as exc:
-            return self._dead_letter(message, event.type, exc, "invalid", attempts=tries)
-        except Refused as exc:  # e.g. the author is unknown to users: asking again won't help
-            return self._dead_letter(message, event.type, exc, "refused", attempts=tries)
-        except Exception as exc:  # noqa: BLE001 - anything else failed `attempts` times
-            return self._dead_letter(message, event.type, exc, "failed", attempts=tries)
+        except Exception as exc:  # noqa: BLE001 - classified below, never raised
+            reason = poison_reason(exc)
+            if reason is not None:
+                return self._dead_letter(message, event.type, exc, reason, attempts=tries)
+            return self._failed(message, event, exc, tries)
+        self._forget_failure(message)
         metrics.DELIVERIES.labels(event.type).inc(writes)
         metrics.EVENTS.labels(event.type, Outcome.PROCESSED.value).inc()
         lag = _age_seconds(event.occurred_at)
         if lag is not None:
             metrics.LAG.labels(event.type).observe(lag)
         return Outcome.PROCESSED
+
+    def _failed(self, message: Message, event: Event, error: BaseException,
+                attempts: int) -> Outcome:
+        detail = f"{type(error).__name__}: {error}"
+        with self._lock:
+            again = self.failures.get((message.topic, message.partition)) == detail
+            self.failures[(message.topic, message.partition)] = detail
+        # The traceback once per failure, not at every try while the partition is held.
+        log.error("%s failed %d time(s), holding its partition to try again: %s",
+                  where(message), attempts, detail, exc_info=None if again else error,
+                  extra={"fields": {"event_id": event.event_id, "event_type": event.type}})
+        metrics.EVENTS.labels(event.type, Outcome.FAILED.value).inc()
+        return Outcome.FAILED
+
+    def _forget_failure(self, message: Message) -> None:
+        with self._lock:
+            self.failures.pop((message.topic, message.partition), None)
 
     def _dead_letter(self, message: Message, event_type: str, error: BaseException,
                      reason: str, attempts: int) -> Outcome:
@@ -95,6 +144,7 @@ class RecordProcessor:
                         extra={"fields": {"error": str(exc)}})
             metrics.EVENTS.labels(event_type, Outcome.RETRY_LATER.value).inc()
             return Outcome.RETRY_LATER
+        self._forget_failure(message)
         log.error("dead-lettered %s after %d attempt(s): %s: %s", where(message), attempts,
                   type(error).__name__, error)
         metrics.DEAD_LETTERED.labels(reason).inc()

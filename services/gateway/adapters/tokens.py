@@ -1,59 +1,71 @@
-"""Access-token verification: the EdDSA JWTs that users issues, checked with its public key."""
+"""Access-token verification: the EdDSA JWTs that users issues, checked with the public key
+their `kid` names, from users' JWK Set (the current key and those before it)."""
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-from typing import Any, Callable
+from typing import Protocol
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from common import jwks
 from gateway.domain.errors import Unauthenticated
 from gateway.domain.model import Principal
 
-ALGORITHMS = ["EdDSA"]
+ALGORITHMS = [jwks.ALGORITHM]
+REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat"]
+
+
+class KeySource(Protocol):
+    """Where the accepted public keys come from (`common.jwks.WatchedFile` or `Fixed`)."""
+
+    def get(self, fresh: bool = False) -> dict[str, Ed25519PublicKey]: ...
 
 
 class TokenVerifier:
-    """Checks signature, expiry and claims of a token with users' public key."""
+    """Checks a token's signature with the key its `kid` names, its expiry, issuer and
+    audience.
 
-    def __init__(self, public_key: str | Callable[[], str], leeway: float = 5.0) -> None:
-        # The key may be generated after this process starts: read it when first needed.
-        self._load = public_key if callable(public_key) else (lambda: public_key)
-        self._key: str | None = None
-        self._key_object: Any = None
-        self._lock = threading.Lock()
-        self.leeway = leeway
+    `keys` is a JWK Set (JSON text, parsed at once) or a `common.jwks.WatchedFile` of one,
+    read when first needed (the file may be generated after this process starts) and
+    followed as rotation changes it. A `kid` not among the keys makes it look at its file
+    at once before the token is refused, so a key published a moment ago verifies.
+    """
 
-    @classmethod
-    def from_file(cls, path: Path, leeway: float = 5.0) -> "TokenVerifier":
-        """A verifier whose PEM public key is read from `path`."""
-        return cls(lambda: path.read_text(), leeway=leeway)
+    def __init__(self, keys: str | KeySource, *, issuer: str = jwks.ISSUER,
+                 audience: str = jwks.AUDIENCE, leeway: float = 5.0) -> None:
+        self._keys = jwks.Fixed(jwks.read_key_set(keys)) if isinstance(keys, str) else keys
+        self.issuer, self.audience, self.leeway = issuer, audience, leeway
 
-    def public_key(self) -> str:
-        """The PEM public key (read once; raises if it cannot be read)."""
-        if self._key is None:
-            with self._lock:
-                if self._key is None:
-                    self._key = self._load()
-        return self._key
+    def key_set(self) -> dict[str, list[dict[str, str]]]:
+        """The accepted public keys as a JWK Set (raises if they cannot be read)."""
+        return jwks.key_set(self._keys.get().values())
 
-    def _verifying_key(self) -> Any:
-        # Parsed once: PyJWT would otherwise parse the PEM text on every request.
-        if self._key_object is None:
-            from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-            self._key_object = load_pem_public_key(self.public_key().encode())
-        return self._key_object
+    def _key(self, token: str) -> Ed25519PublicKey:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.InvalidTokenError:
+            raise Unauthenticated("The access token is invalid.") from None
+        if not isinstance(kid, str):
+            raise Unauthenticated("The access token names no signing key.")
+        key = self._keys.get().get(kid) or self._keys.get(fresh=True).get(kid)
+        if key is None:
+            raise Unauthenticated("The access token was signed by an unknown key.")
+        return key
 
     def verify(self, token: str) -> Principal:
         """The principal a valid token names; Unauthenticated otherwise."""
+        key = self._key(token)
         try:
-            claims = jwt.decode(token, self._verifying_key(), algorithms=ALGORITHMS,
-                                leeway=self.leeway,
-                                options={"require": ["sub", "exp", "iat"]})
+            claims = jwt.decode(token, key, algorithms=ALGORITHMS, issuer=self.issuer,
+                                audience=self.audience, leeway=self.leeway,
+                                options={"require": REQUIRED_CLAIMS})
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("The access token has expired.") from None
+        except jwt.InvalidIssuerError:
+            raise Unauthenticated("The access token comes from an unknown issuer.") from None
+        except jwt.InvalidAudienceError:
+            raise Unauthenticated("The access token is not meant for this API.") from None
         except jwt.InvalidTokenError:
             raise Unauthenticated("The access token is invalid.") from None
         subject = claims["sub"]

@@ -1,7 +1,9 @@
 """The users service, as the gateway calls it (docs/internal-api.md).
 
-The caller's identity travels in `X-User-Id`; every call goes through one
-`common.client.HttpClient` (deadline, breaker, retries of idempotent calls only).
+The caller's identity travels in `X-User-Id`; every call goes through a
+`common.client.HttpClient` (deadline, breaker, retries of idempotent calls only). Sign-up
+and sign-in go through a client of their own: they are slow on purpose (argon2) and what
+a password flood hits, and neither may exhaust or trip what every other call uses.
 """
 
 from __future__ import annotations
@@ -22,16 +24,22 @@ def _seg(value: str) -> str:
 class UsersClient:
     """Accounts, sessions, profiles and the follow graph."""
 
-    def __init__(self, http: HttpClient) -> None:
+    def __init__(self, http: HttpClient, sign_in: HttpClient | None = None) -> None:
         self.http = http
+        self.sign_in = sign_in if sign_in is not None else http
 
-    def register(self, fields: dict[str, Any]) -> Result:
-        """Create an account (201 user). Not retried: a repeat would be a second sign-up."""
-        return as_result(self.http.call("POST", "/users", json=fields))
+    def register(self, fields: dict[str, Any], idempotency_key: str | None,
+                 client: str | None) -> Result:
+        """Create an account (201 user). Retried only with an Idempotency-Key: a repeat
+        without one could be a second sign-up; with one it is answered with the first."""
+        return as_result(self.sign_in.call(
+            "POST", "/users", json=fields, idempotent=idempotency_key is not None,
+            headers={"Idempotency-Key": idempotency_key, "Murmur-Client": client}))
 
-    def open_session(self, credentials: dict[str, Any]) -> Result:
-        """Exchange credentials for an access token."""
-        return as_result(self.http.call("POST", "/sessions", json=credentials))
+    def open_session(self, credentials: dict[str, Any], client: str | None) -> Result:
+        """Exchange credentials for an access token (the client's address is throttled)."""
+        return as_result(self.sign_in.call("POST", "/sessions", json=credentials,
+                                           headers={"Murmur-Client": client}))
 
     def profile(self, username: str) -> Result:
         """One user with its version (ETag)."""
@@ -61,3 +69,5 @@ class UsersClient:
     def close(self) -> None:
         """Close the pooled connections."""
         self.http.close()
+        if self.sign_in is not self.http:
+            self.sign_in.close()

@@ -22,8 +22,9 @@ class Principal:
 class Result:
     """What a service answered, as the gateway hands it on.
 
-    `version` is the resource's entity tag (a profile's version, sent back as If-Match);
-    `degraded` names the fallback an answer was built from, if it was.
+    `version` is the entity tag the peer gave its representation (a profile's, which
+    changes with anything its body shows, sent back as If-Match to edit it); `degraded`
+    names the fallback an answer was built from, if it was.
     """
 
     body: Any

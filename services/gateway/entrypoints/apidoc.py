@@ -24,7 +24,8 @@ def _constraints(schema: dict[str, Any]) -> str:
     parts = []
     for key in ("pattern", "minLength", "maxLength", "minimum", "maximum"):
         if key in schema:
-            parts.append(f"{key} `{schema[key]}`")
+            # A `|` would end the table cell, even in code.
+            parts.append(f"{key} `{str(schema[key]).replace('|', chr(92) + '|')}`")
     for sub in schema.get("anyOf", []):
         parts.extend(_constraints(sub).split(", ") if _constraints(sub) else [])
     if schema.get("default") is not None:
@@ -40,7 +41,11 @@ def operations(doc: dict[str, Any]) -> list[str]:
             op = item.get(method)
             if not op:
                 continue
-            lines += [f"### `{method.upper()} {path}`", "", op.get("summary", ""), ""]
+            # flask-openapi3 takes a docstring's first line as the summary and the rest,
+            # lines joined by <br/>, as the description: both belong in the reference.
+            described = op.get("description", "").split("<br/>")
+            lines += [f"### `{method.upper()} {path}`", "", op.get("summary", ""),
+                      *[line.strip() for line in described if described != [""]], ""]
             lines.append("Auth: " + ("`Authorization: Bearer <token>`" if op.get("security")
                                      else "none") + "  ")
             body = op.get("requestBody", {}).get("content", {}).get("application/json")
@@ -55,12 +60,15 @@ def operations(doc: dict[str, Any]) -> list[str]:
                     lines.append(f"| `{p['name']}` | {p['in']} | {'yes' if p.get('required') else 'no'}"
                                  f" | {_ref_name(schema)} | {_constraints(schema)} |")
                 lines.append("")
-            lines += ["| status | meaning | body |", "|---|---|---|"]
+            lines += ["| status | meaning | body | headers |", "|---|---|---|---|"]
             for status, resp in sorted(op["responses"].items()):
                 content = resp.get("content", {})
                 body_desc = ", ".join(f"{_ref_name(m.get('schema', {}))} ({t})"
                                       for t, m in content.items()) or "–"
-                lines.append(f"| {status} | {resp.get('description', '')} | {body_desc} |")
+                headers = ", ".join(f"`{name}`" + ("" if h.get("required") else " (sometimes)")
+                                    for name, h in resp.get("headers", {}).items()) or "–"
+                lines.append(f"| {status} | {resp.get('description', '')} | {body_desc}"
+                             f" | {headers} |")
             lines.append("")
     return lines
 

@@ -25,7 +25,12 @@ Errors are RFC 9457 `application/problem+json`; invalid input answers 422 with
 `errors: [{field, message}]`. Lists are cursor-paginated: `?limit=1..100&cursor=<opaque>`
 answers `{items, next_cursor}`. Ids are strings. A response built from a fallback carries
 `Murmur-Degraded: <reason>`. 429 (rate limit) and 503 (a dependency is down, or did not
-answer within the request's time budget of a few seconds) come with `Retry-After`."""
+answer within the request's time budget of a few seconds) come with `Retry-After`, 401
+with `WWW-Authenticate`. The edge answers some requests before the API sees them, in
+problem+json too: 400, 408, 413, 414, 431 (declared on each operation), 405 with `Allow`
+for a method no route of the API has (such as TRACE), 404 for a path outside it.
+Profiles and tweets carry strong ETags (RFC 9110): `If-None-Match` answers 304 while they
+are unchanged, and a profile edit needs `If-Match` (412 when stale, 428 without)."""
 
 # WSGI environ key of the header that carries a request's deadline between services.
 DEADLINE_ENVIRON_KEY = "HTTP_" + resilience.DEADLINE_HEADER.upper().replace("-", "_")
@@ -78,6 +83,7 @@ def create_app(config: GatewayConfig | None = None, **overrides: object) -> Flas
     app.extensions["gateway"] = service
     app.url_map.converters["username"] = views.UsernameConverter
     app.register_api(views.api)
+    views.complete_document(app.paths)
     # Only the public API belongs in the document; /healthz, /readyz and /metrics are
     # operational endpoints that nginx never exposes.
     for path in [p for p in app.paths if not p.startswith(views.PREFIX)]:

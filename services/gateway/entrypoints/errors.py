@@ -19,6 +19,9 @@ from gateway.domain.errors import Unauthenticated
 
 # Headers of a peer's answer the gateway hands on to its client.
 PASSED_HEADERS = ("ETag", "Retry-After", "Murmur-Degraded")
+# Every 401 names the scheme that authenticates (RFC 9110 §15.5.2), a peer's too: users'
+# refused sign-in says how this API authenticates, with a token that signing in gives.
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="murmur"'}
 
 
 def passed_problem(exc: Rejected) -> Problem:
@@ -31,7 +34,8 @@ def passed_problem(exc: Rejected) -> Problem:
         title=body.get("title") or None,
         type_=str(body.get("type") or "about:blank"),
         errors=errors if isinstance(errors, list) else None,
-        headers={k: exc.headers[k] for k in PASSED_HEADERS if k in exc.headers},
+        headers={**(CHALLENGE if exc.status == 401 else {}),
+                 **{k: exc.headers[k] for k in PASSED_HEADERS if k in exc.headers}},
     )
 
 
@@ -52,7 +56,7 @@ def mapping(retry_after: int) -> dict[type[Exception], Callable[[Exception], Pro
         return unavailable(f"The {exc.peer} service is unavailable.", retry_after)
 
     def unauthenticated(exc: Unauthenticated) -> Problem:
-        return Problem(401, str(exc), headers={"WWW-Authenticate": 'Bearer realm="murmur"'})
+        return Problem(401, str(exc), headers=CHALLENGE)
 
     return {Rejected: passed_problem, PeerUnavailable: peer_unavailable,  # type: ignore[dict-item]
             BadAnswer: bad_answer, Unauthenticated: unauthenticated}

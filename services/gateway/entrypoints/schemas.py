@@ -9,20 +9,54 @@ from __future__ import annotations
 import copy
 from typing import Annotated, Any, ClassVar, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from common.rules import (
-    BIO_MAX, DISPLAY_NAME_MAX, IDEMPOTENCY_KEY_MAX, MAX_ID, PASSWORD_MAX, PASSWORD_MIN,
-    TWEET_MAX, USERNAME_MAX, USERNAME_MIN, USERNAME_PATTERN,
+    BIO_MAX, DISPLAY_NAME_MAX, IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN, MAX_ID, PASSWORD_MAX, PASSWORD_MIN,
+    TWEET_MAX, USERNAME_MAX, USERNAME_MIN, USERNAME_PATTERN, parse_id, text_pattern,
+    text_problem,
 )
 
-# Cursors are opaque tokens minted by the services; this only keeps junk out of the URL.
-CURSOR_PATTERN = r"^[A-Za-z0-9_\-=.:~]{1,512}$"
+# Cursors are sealed by the services (common.cursors) in base64url; the gateway can only
+# tell that a value is no cursor at all: another alphabet, or far too long.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+CURSOR_MAX = 128
 
 Username = Annotated[str, Field(
     pattern=USERNAME_PATTERN,
     description=f"{USERNAME_MIN}-{USERNAME_MAX} lowercase letters, digits or underscores")]
-DisplayName = Annotated[str, Field(max_length=DISPLAY_NAME_MAX)]
+
+
+def acceptable_text(limit: int, *, required: bool = False, multiline: bool = True) -> AfterValidator:
+    """The shared text rule (common.rules) on a string field, as pydantic's own error."""
+
+    def check(value: str) -> str:
+        problem = text_problem(value.strip() if required else value, limit,
+                               required=required, multiline=multiline)
+        if problem:
+            raise PydanticCustomError("text", problem)
+        return value
+
+    return AfterValidator(check)
+
+
+TEXT_RULE = ("No control characters, bidirectional overrides, noncharacters or unpaired "
+             "surrogates; not only blanks or invisible characters.")
+# The rule's characters as a pattern, in the document only: the validators below say
+# which character is wrong, and apply the parts of the rule no pattern can.
+DisplayName = Annotated[str, Field(max_length=DISPLAY_NAME_MAX,
+                                   json_schema_extra={"pattern": text_pattern(multiline=False)},
+                                   description=f"One line. {TEXT_RULE}"),
+                        acceptable_text(DISPLAY_NAME_MAX, multiline=False)]
+Bio = Annotated[str, Field(max_length=BIO_MAX, json_schema_extra={"pattern": text_pattern()},
+                           description=f"Lines allowed. {TEXT_RULE}"),
+                acceptable_text(BIO_MAX)]
+TweetText = Annotated[str, Field(min_length=1, max_length=TWEET_MAX,
+                                 json_schema_extra={"pattern": text_pattern()},
+                                 description=f"Lines allowed; blanks around it are dropped. "
+                                             f"{TEXT_RULE}"),
+                      acceptable_text(TWEET_MAX, required=True)]
 
 
 # ------------------------------------------------------------------------------ requests
@@ -70,15 +104,15 @@ class ProfileChanges(RequestModel):
     """Profile fields to change; absent fields keep their value."""
 
     model_config = ConfigDict(extra="forbid")
-    display_name: str = Field(None, max_length=DISPLAY_NAME_MAX)  # type: ignore[assignment]
-    bio: str = Field(None, max_length=BIO_MAX)  # type: ignore[assignment]
+    display_name: DisplayName = None  # type: ignore[assignment]
+    bio: Bio = None  # type: ignore[assignment]
 
 
 class NewTweet(RequestModel):
     """A tweet to post."""
 
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, max_length=TWEET_MAX)
+    text: TweetText
 
 
 class PageQuery(RequestModel):
@@ -88,27 +122,93 @@ class PageQuery(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(20, ge=1, le=100)
-    cursor: Optional[str] = Field(None, pattern=CURSOR_PATTERN)
+    cursor: Optional[str] = Field(
+        None, min_length=1, max_length=CURSOR_MAX, pattern=CURSOR_PATTERN,
+        description="The `next_cursor` of the previous page of this same list (absent: the "
+                    "first page). Opaque and bound to the list that issued it: a cursor of "
+                    "another list (another user's, or another kind of list), or one that "
+                    "was altered, cut or made up, is a 422.")
+
+
+def not_me(value: Any) -> Any:
+    """A username path segment other than `me`, which in /users/me/... names the caller."""
+    if value == "me":
+        raise PydanticCustomError(
+            "username", "`me` is not a username: it stands for you, and you cannot follow "
+                        "yourself")
+    return value
 
 
 class UserPath(RequestModel):
-    username: Username
+    username: Annotated[Username, BeforeValidator(not_me)]
+
+
+def canonical_id(value: Any) -> Any:
+    """An id as written in a path: only its canonical decimal (no sign, leading zero,
+    blank or fraction: common.rules.parse_id) names it, so one resource has one URL."""
+    if isinstance(value, str):
+        parsed = parse_id(value)
+        if parsed is None:
+            raise PydanticCustomError(
+                "id", "must be an id: a decimal integer from 1 to {max}, without sign, "
+                      "leading zeros, blanks or fraction", {"max": MAX_ID})
+        return parsed
+    return value
 
 
 class TweetPath(RequestModel):
-    id: int = Field(ge=1, le=MAX_ID, description="Tweet id")
+    id: Annotated[int, BeforeValidator(canonical_id)] = Field(
+        ge=1, le=MAX_ID, description="Tweet id, in canonical decimal as the API writes it "
+                                     "(`01`, `+1` or `1.0` is not an id: 422)")
+
+
+# Room for a list of a few dozen entity tags; what is in it is checked by the view.
+CONDITION_MAX = 1024
+# `*`, or a list of entity tags (RFC 9110 §8.8.3): the If-Match values an edit takes
+# (common.preconditions also takes blanks around them and empty list elements).
+IF_MATCH_PATTERN = r'^\*$|^(W/)?"[\x21\x23-\x7e]*"([ \t]*,[ \t]*(W/)?"[\x21\x23-\x7e]*")*$'
 
 
 class IfMatchHeader(RequestModel):
-    # Optional in the schema so that a missing header reaches the 428 answer, not a 422.
-    if_match: Optional[str] = Field(None, alias="If-Match", max_length=64,
-                                    description="The ETag of the profile being changed")
+    # Optional to the validation so that a missing header reaches the 428 answer, not a
+    # 422; required in the document, since without it no edit is made.
+    model_config = ConfigDict(json_schema_extra={"required": ["If-Match"]})
+
+    if_match: Optional[str] = Field(
+        None, alias="If-Match", max_length=CONDITION_MAX,
+        # In the document only: a value off this grammar is answered 428, not 422.
+        json_schema_extra={"pattern": IF_MATCH_PATTERN},
+        description="The ETag of the profile you read (or a list of entity tags, or `*`). "
+                    "Required: without it, or with a value that is no list of entity tags, "
+                    "the edit is refused with 428")
+
+
+class ReadConditionHeaders(RequestModel):
+    """The preconditions of a read (RFC 9110 §13); a value that is no list of entity tags
+    is ignored."""
+
+    if_none_match: Optional[str] = Field(
+        None, alias="If-None-Match", max_length=CONDITION_MAX,
+        description="The ETag(s) you hold: 304 without a body while the representation "
+                    "still has one of them (weak comparison), or `*`")
+    if_match: Optional[str] = Field(
+        None, alias="If-Match", max_length=CONDITION_MAX,
+        description="412 unless the representation has one of these ETags (strong "
+                    "comparison), or `*`")
+
+
+class SignupIdempotencyHeader(RequestModel):
+    idempotency_key: Optional[str] = Field(
+        None, alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Repeat a sign-up with the same key (and username) to get the same "
+                    "account back instead of a 409")
 
 
 class IdempotencyHeader(RequestModel):
     idempotency_key: Optional[str] = Field(
         None, alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX,
-        pattern=r"^[\x21-\x7e]+$",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
         description="Repeat a post with the same key to get the same tweet back")
 
 
@@ -190,3 +290,26 @@ class OpenAPIDocument(BaseModel):
     openapi: str
     info: dict[str, Any]
     paths: dict[str, Any]
+
+
+class JsonWebKey(BaseModel):
+    """A public key that signs access tokens: Ed25519 (RFC 8037), named by its RFC 7638
+    thumbprint, which a token names in its `kid` header."""
+
+    kty: str = Field(description='"OKP"')
+    crv: str = Field(description='"Ed25519"')
+    x: str = Field(description="The public key, base64url")
+    kid: str = Field(description="Key id: the key's RFC 7638 thumbprint")
+    use: str = Field(description='"sig"')
+    alg: str = Field(description='"EdDSA"')
+
+
+class JsonWebKeySet(BaseModel):
+    """The public keys access tokens are signed with (RFC 7517): the current one and, after
+    a rotation, those whose tokens may still be valid."""
+
+    model_config = ConfigDict(openapi_extra={"headers": {"Cache-Control": {
+        "description": "How long the set may be cached (`public, max-age=<seconds>`); "
+                       "fetch it again on meeting a `kid` it does not hold",
+        "schema": {"type": "string"}}}})
+    keys: list[JsonWebKey]

@@ -21,17 +21,23 @@ def authenticate(ports: Ports, token: str) -> Principal:
     return ports.tokens.verify(token)
 
 
+def publish_signing_keys(ports: Ports) -> dict[str, Any]:
+    """The public keys that verify access tokens, for anyone to check a token with."""
+    return ports.tokens.key_set()
+
+
 # ---------------------------------------------------------------------------- accounts
 
 
-def register_user(ports: Ports, fields: dict[str, Any]) -> Result:
-    """Create an account; its public profile."""
-    return ports.users.register(fields).shown(model.public_user)
+def register_user(ports: Ports, fields: dict[str, Any], idempotency_key: str | None = None,
+                  client: str | None = None) -> Result:
+    """Create an account (or, for a repeated Idempotency-Key, the one it made); its profile."""
+    return ports.users.register(fields, idempotency_key, client).shown(model.public_user)
 
 
-def open_session(ports: Ports, credentials: dict[str, Any]) -> Result:
-    """Exchange a username and password for an access token."""
-    return ports.users.open_session(credentials)
+def open_session(ports: Ports, credentials: dict[str, Any], client: str | None = None) -> Result:
+    """Exchange a username and password for an access token; `client` is throttled."""
+    return ports.users.open_session(credentials, client)
 
 
 def show_user(ports: Ports, username: str) -> Result:

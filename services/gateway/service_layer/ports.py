@@ -16,9 +16,10 @@ from gateway.domain.model import Principal, Result
 class Users(Protocol):
     """Accounts, sessions, profiles and the follow graph (the users service)."""
 
-    def register(self, fields: dict[str, Any]) -> Result: ...
+    def register(self, fields: dict[str, Any], idempotency_key: str | None,
+                 client: str | None) -> Result: ...
 
-    def open_session(self, credentials: dict[str, Any]) -> Result: ...
+    def open_session(self, credentials: dict[str, Any], client: str | None) -> Result: ...
 
     def profile(self, username: str) -> Result: ...
 
@@ -51,6 +52,9 @@ class Tokens(Protocol):
 
     def verify(self, token: str) -> Principal:
         """The principal a valid token names; raises Unauthenticated otherwise."""
+
+    def key_set(self) -> dict[str, Any]:
+        """The public keys tokens are verified with, as a JWK Set (RFC 7517)."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,13 @@ leaves an author who can be shown but not found by name. Usernames never change 
 Murmur, so the lookup row of a name always holds the same id; it carries the version
 timestamp all the same, so that the rule below has no exception.
 
+The author's celebrity status (schema 0006, from users' CelebrityStatusChanged) is one
+more cell of `authors`, written alone with `USING TIMESTAMP <status version>`: users
+counts status changes apart from profile versions, and since Cassandra compares
+timestamps cell by cell, the newest status wins in the same way without a profile write
+ever touching it (nor a status write the profile). A status that arrives before the
+profile makes a row with no username: the author is not `known` yet.
+
 The price: every write to either table must carry a version timestamp. A write without one
 (a manual fix in cqlsh) would be stamped with the current clock and shadow all later
 events of that author; to start the copy over, TRUNCATE both tables and replay the topic.
@@ -35,12 +42,14 @@ from typing import Callable, Sequence
 
 from common.metrics import CACHE_REQUESTS
 from timeline.adapters.cassandra_store import CassandraSession
-from timeline.domain.model import Author
+from timeline.domain.model import Author, CelebrityStatus
 from timeline.service_layer.ports import Authors
 
 UPSERT_AUTHOR = ("INSERT INTO {ks}.authors (id, username, display_name, version) "
                  "VALUES (?, ?, ?, ?) USING TIMESTAMP ?")
-SELECT_AUTHOR = "SELECT id, username, display_name, version FROM {ks}.authors WHERE id = ?"
+SELECT_AUTHOR = ("SELECT id, username, display_name, version, celebrity FROM {ks}.authors "
+                 "WHERE id = ?")
+UPDATE_STATUS = "UPDATE {ks}.authors USING TIMESTAMP ? SET celebrity = ? WHERE id = ?"
 UPSERT_USERNAME = ("INSERT INTO {ks}.authors_by_username (username, id) VALUES (?, ?) "
                    "USING TIMESTAMP ?")
 SELECT_USERNAME = "SELECT id FROM {ks}.authors_by_username WHERE username = ?"
@@ -66,7 +75,8 @@ class CassandraAuthors:
         else:
             rows = [row for found in self.db.read_many(statement, [(a,) for a in author_ids])
                     for row in found]
-        return {row.id: Author(row.id, row.username, row.display_name, row.version or 0)
+        return {row.id: Author(row.id, row.username, row.display_name, row.version or 0,
+                               bool(row.celebrity))
                 for row in rows}
 
     def id_by_username(self, username: str) -> int | None:
@@ -84,6 +94,12 @@ class CassandraAuthors:
         if author.username is not None:
             batch.add(self.db.prepare(UPSERT_USERNAME), (author.username, author.id, stamp))
         self.db.execute(batch)
+
+    def record_status(self, status: CelebrityStatus) -> None:
+        """Write the author's celebrity status; an older version than the one stored
+        changes nothing."""
+        self.db.execute(self.db.prepare(UPDATE_STATUS),
+                        (write_timestamp(status.version), status.celebrity, status.author_id))
 
 
 class CachedAuthors:
@@ -147,6 +163,12 @@ class CachedAuthors:
             if entry is not None and not author.supersedes(entry[1]):
                 return
         self._put([author], self.clock())
+
+    def record_status(self, status: CelebrityStatus) -> None:
+        """Write through to the inner store and forget the cached copy of the author."""
+        self.inner.record_status(status)
+        with self._lock:
+            self._entries.pop(status.author_id, None)
 
     def _put(self, authors, now: float) -> None:
         with self._lock:

@@ -153,15 +153,18 @@ class CassandraSession:
             self._prepared.clear()
 
 
-INSERT_TWEET = "INSERT INTO {ks}.tweets (id, author_id, text, created_at) VALUES (?, ?, ?, ?)"
+INSERT_TWEET = ("INSERT INTO {ks}.tweets (id, author_id, text, created_at, fan_out) "
+                "VALUES (?, ?, ?, ?, ?)")
 INSERT_USER_TWEET = "INSERT INTO {ks}.user_tweets (author_id, tweet_id) VALUES (?, ?)"
 INSERT_OUTBOX = ("INSERT INTO {ks}.outbox (bucket, event_id, topic, key, payload, headers) "
                  "VALUES (?, ?, ?, ?, ?, ?)")
 DELETE_TWEET = "DELETE FROM {ks}.tweets WHERE id = ?"
 DELETE_USER_TWEET = "DELETE FROM {ks}.user_tweets WHERE author_id = ? AND tweet_id = ?"
-SELECT_TWEET = "SELECT id, author_id, text, created_at FROM {ks}.tweets WHERE id = ?"
+SELECT_TWEET = "SELECT id, author_id, text, created_at, fan_out FROM {ks}.tweets WHERE id = ?"
 SELECT_AUTHOR_TWEET_IDS = ("SELECT tweet_id FROM {ks}.user_tweets WHERE author_id = ? "
                            "AND tweet_id < ? LIMIT ?")
+INSERT_DELETED = "INSERT INTO {ks}.deleted_tweets (id, author_id) VALUES (?, ?) USING TTL ?"
+SELECT_DELETED = "SELECT author_id FROM {ks}.deleted_tweets WHERE id = ?"
 
 
 def outbox_bucket(author_id: int, buckets: int) -> int:
@@ -191,18 +194,21 @@ def _outbox_values(message: OutboxMessage) -> tuple:
 class CassandraTweets:
     """The tweet repository: every change and its event in one logged batch.
 
-    Events go to `topic`, in the outbox bucket of their author (one of `buckets`).
+    Events go to `topic`, in the outbox bucket of their author (one of `buckets`). A
+    deleted tweet's author is remembered for `deleted_ttl` seconds (`deleted_author`).
     """
 
-    def __init__(self, db: CassandraSession, topic: str, buckets: int = 16) -> None:
+    def __init__(self, db: CassandraSession, topic: str, buckets: int = 16,
+                 deleted_ttl: int = 24 * 3600) -> None:
         self.db, self.topic, self.buckets = db, topic, buckets
+        self.deleted_ttl = deleted_ttl
 
     def save_posted(self, tweet: Tweet, event: TweetEvent,
                     headers: Mapping[str, str] | None = None) -> None:
         """Write the tweet, its author-timeline row and its outbox event atomically."""
         batch = self.db.batch()
         batch.add(self.db.prepare(INSERT_TWEET),
-                  (tweet.id, tweet.author_id, tweet.text, tweet.created_at))
+                  (tweet.id, tweet.author_id, tweet.text, tweet.created_at, tweet.fan_out))
         batch.add(self.db.prepare(INSERT_USER_TWEET), (tweet.author_id, tweet.id))
         batch.add(self.db.prepare(INSERT_OUTBOX),
                   _outbox_values(to_outbox(event, self.topic, self.buckets, headers)))
@@ -210,10 +216,12 @@ class CassandraTweets:
 
     def delete(self, tweet: Tweet, event: TweetEvent,
                headers: Mapping[str, str] | None = None) -> None:
-        """Remove the tweet and its author-timeline row, and record the event, atomically."""
+        """Remove the tweet and its author-timeline row, and record the event and who
+        deleted it, atomically."""
         batch = self.db.batch()
         batch.add(self.db.prepare(DELETE_TWEET), (tweet.id,))
         batch.add(self.db.prepare(DELETE_USER_TWEET), (tweet.author_id, tweet.id))
+        batch.add(self.db.prepare(INSERT_DELETED), (tweet.id, tweet.author_id, self.deleted_ttl))
         batch.add(self.db.prepare(INSERT_OUTBOX),
                   _outbox_values(to_outbox(event, self.topic, self.buckets, headers)))
         self.db.execute(batch)
@@ -227,6 +235,11 @@ class CassandraTweets:
             rows = [row for found in self.db.read_many(statement, [(t,) for t in tweet_ids])
                     for row in found]
         return {row.id: _tweet(row) for row in rows}
+
+    def deleted_author(self, tweet_id: int) -> int | None:
+        """The author of tweet `tweet_id` if it was deleted within `deleted_ttl` seconds."""
+        rows = self.db.read(self.db.prepare(SELECT_DELETED), (tweet_id,))
+        return rows[0].author_id if rows else None
 
     def author_tweet_ids(self, author_id: int, before: int | None, limit: int) -> list[int]:
         """The author's tweet ids below `before`, newest first."""
@@ -246,5 +259,7 @@ class CassandraTweets:
 
 
 def _tweet(row) -> Tweet:
-    # The driver returns naive datetimes that are UTC.
-    return Tweet(row.id, row.author_id, row.text, row.created_at.replace(tzinfo=timezone.utc))
+    # The driver returns naive datetimes that are UTC; fan_out is null for a tweet stored
+    # before the decision was kept (schema 0006).
+    return Tweet(row.id, row.author_id, row.text, row.created_at.replace(tzinfo=timezone.utc),
+                 row.fan_out)

@@ -31,11 +31,16 @@ class UsersClient:
                                           retry_attempts=attempts), breaker=breaker)
         self.breaker = self.http.breaker
 
-    def followee_ids(self, user_id: int, min_followers: int, limit: int) -> list[int]:
-        """Whom `user_id` follows among authors with at least `min_followers` followers."""
+    def followee_ids(self, user_id: int, min_followers: int, limit: int,
+                     pulled: bool = False) -> list[int]:
+        """Whom `user_id` follows among authors with at least `min_followers` followers,
+        and with `pulled` also among those users has ever counted as celebrities."""
+        params: dict[str, object] = {"min_followers": min_followers, "limit": limit}
+        if pulled:
+            params["pulled"] = "true"
         try:
             body = self.http.get_object(f"/internal/users/{user_id}/followee-ids",
-                                        params={"min_followers": min_followers, "limit": limit})
+                                        params=params)
         except Rejected as exc:
             if exc.status == 404:
                 return []  # an unknown user follows nobody
@@ -62,6 +67,11 @@ class UsersClient:
 class CachedCelebrityFollowees:
     """A user's followees from users; the celebrity subset reused from Redis briefly.
 
+    The subset is every followee whose tweets may not have been fanned out: over the
+    threshold now, or counted as a celebrity by users at any time (a tweet posted while
+    its author was a celebrity is merged at read time for good, even once the author has
+    fallen below). Tweets that were fanned out as well come twice, and the merge keeps one.
+
     Every home-timeline read needs the celebrity list, and it changes only when the user
     follows someone or an author crosses the threshold, so a short TTL saves most of the
     calls. The cache is optional: without Redis every read asks users.
@@ -82,7 +92,7 @@ class CachedCelebrityFollowees:
             cached = None
         if cached is not None:
             return [int(i) for i in cached.split(b",") if i]
-        found = self.users.followee_ids(user_id, self.threshold, self.limit)
+        found = self.users.followee_ids(user_id, self.threshold, self.limit, pulled=True)
         try:
             self.guard.call(self.client.set, name, ",".join(map(str, found)), ex=self.ttl)
         except DependencyUnavailable as exc:

@@ -33,6 +33,15 @@ class DeleteTweet:
 
 
 @dataclass(frozen=True)
+class ProjectCelebrityStatus:
+    """Bring the copy of an author's celebrity status up to users' `version` of it."""
+
+    user_id: int
+    celebrity: bool
+    version: int
+
+
+@dataclass(frozen=True)
 class ProjectAuthor:
     """Bring the timeline's copy of an author's profile up to `version` (users' events)."""
 

@@ -18,12 +18,19 @@ AUTHORS_UNAVAILABLE = "authors-unavailable"  # the author projection did not ans
 
 @dataclass(frozen=True)
 class Tweet:
-    """A tweet as stored: its created_at is the instant encoded in its snowflake id."""
+    """A tweet as stored: its created_at is the instant encoded in its snowflake id.
+
+    `fan_out` is the decision made when it was posted (`fans_out`): whether fanout wrote
+    it into followers' home timelines, so its delete takes it out of them again. None for
+    a tweet stored before the decision was kept, and for a copy from the tweet cache,
+    which serves reads only.
+    """
 
     id: int
     author_id: int
     text: str
     created_at: datetime
+    fan_out: bool | None = None
 
 
 def created_at_of(tweet_id: int) -> datetime:
@@ -48,13 +55,15 @@ class Author:
 
     Kept current from users' events (event-carried state transfer); `version` is the
     profile version of the event it came from. An author the copy does not hold yet has
-    no username and no display name.
+    no username and no display name. `celebrity` is the author's status as users last
+    announced it (CelebrityStatusChanged), kept apart from the profile and its version.
     """
 
     id: int
     username: str | None = None
     display_name: str | None = None
     version: int = SEED_VERSION
+    celebrity: bool = False
 
     @property
     def known(self) -> bool:
@@ -64,6 +73,28 @@ class Author:
     def supersedes(self, other: Author | None) -> bool:
         """Whether this copy of the profile replaces `other`: only a newer version does."""
         return other is None or self.version > other.version
+
+
+@dataclass(frozen=True)
+class CelebrityStatus:
+    """Whether an author is a celebrity, as of users' `version`-th change of the status."""
+
+    author_id: int
+    celebrity: bool
+    version: int
+
+
+def fans_out(author: Author | None) -> bool:
+    """Whether a new tweet of `author` goes into each follower's home timeline.
+
+    Decided once, when the post is accepted, from the copy of the author's celebrity
+    status, and carried by the tweet's events: a celebrity's tweet is merged at read time
+    instead (hybrid fan-out), and its delete touches no follower's timeline either. An
+    author the copy does not hold, or a copy that did not answer, is fanned out: that is
+    right for any author (the read-time merge only adds what fan-out left out), and only
+    costs more for a celebrity.
+    """
+    return author is None or not author.celebrity
 
 
 def seed_author(author_id: int, username: str) -> Author:

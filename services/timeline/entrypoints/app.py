@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask
 
+from common.cursors import Cursors
 from common.service import Service
 from common.web import create_base_app
 from timeline import config as timeline_config
@@ -19,13 +20,16 @@ log = logging.getLogger("murmur.timeline")
 
 
 def create_app(config: timeline_config.Config | None = None, **overrides: Any) -> Flask:
-    """The timeline app; `overrides` go to `bootstrap` (tests pass fakes through them)."""
+    """The timeline app; `overrides` go to `bootstrap` (tests pass fakes through them).
+    Without the page cursor key it does not start (`common.cursors.MissingCursorKey`)."""
     service = bootstrap(config, **overrides)
+    page_cursors = Cursors(service.config.cursor_key)
     # Close store clients when a worker exits, before the interpreter tears threads down.
     atexit.register(service.close)
     app = create_base_app("timeline", checks=service.checks,
                           deadline_budget=service.config.request_budget, errors=ERRORS)
     app.extensions["timeline"] = service
+    app.extensions["cursors"] = page_cursors
     app.register_blueprint(bp)
     _lease_worker_id(service)
     return app

@@ -1,10 +1,12 @@
 """`python -m timeline.entrypoints.authors`: the author projection, users.v1 -> Cassandra.
 
 Timeline keeps its own copy of what it shows about authors (id, username, display name),
-so that reads never ask users. This process consumes users.v1 (UserRegistered,
-ProfileChanged; compacted, keyed by user id) in its own consumer group, from the oldest
-event for a new group, and upserts each author; the newest profile version wins (see
-`timeline.adapters.cassandra_authors`), so redeliveries and replays are harmless.
+so that reads never ask users, and of their celebrity status, so that a post is decided
+fanned out or merged at read time without asking users either. This process consumes
+users.v1 (UserRegistered, ProfileChanged, CelebrityStatusChanged; compacted, keyed by
+user) in its own consumer group, from the oldest event for a new group, and upserts each
+author; the newest profile version, and apart from it the newest status version, wins
+(see `timeline.adapters.cassandra_authors`), so redeliveries and replays are harmless.
 
 At-least-once: a partition's offset is committed only after its events are written. An
 event that can never be applied (not JSON, not an envelope, a payload without a user id
@@ -33,14 +35,14 @@ from common.web import serve_probes
 from timeline import config as timeline_config
 from timeline.adapters import kafka_users
 from timeline.bootstrap import bootstrap_projection
-from timeline.domain.commands import ProjectAuthor
+from timeline.domain.commands import ProjectAuthor, ProjectCelebrityStatus
 from timeline.domain.errors import DependencyUnavailable
 from timeline.service_layer import handlers
 from timeline.service_layer.ports import ProjectionPorts
 
 log = logging.getLogger("murmur.timeline.authors")
 
-HANDLED = (events.USER_REGISTERED, events.PROFILE_CHANGED)
+HANDLED = (events.USER_REGISTERED, events.PROFILE_CHANGED, events.CELEBRITY_STATUS_CHANGED)
 POLL_ALIVE = 60.0  # seconds without a poll after which the loop is not ready
 
 EVENTS = Counter(
@@ -62,19 +64,23 @@ class Retry(Exception):
     """An event that can be applied, but not now (its write failed)."""
 
 
-def command_from(value: bytes | None) -> tuple[events.Event, ProjectAuthor | None]:
-    """The envelope of a users.v1 message and, for a profile event, what to apply.
+def command_from(value: bytes | None) -> tuple[
+        events.Event, ProjectAuthor | ProjectCelebrityStatus | None]:
+    """The envelope of a users.v1 message and, for a profile or status event, what to apply.
 
     Raises `events.InvalidEvent` for a message that can never be applied.
     """
     event = events.Event.from_json(value)
     if event.type not in HANDLED:
         return event, None
-    user_id, username, display_name, version = event.require(
-        "user_id", "username", "display_name", "version")
+    (user_id,) = event.require("user_id")
     parsed = rules.parse_id(user_id)
     if parsed is None:
         raise events.InvalidEvent(f"{event.type}: user_id {user_id!r} is not a user id")
+    if event.type == events.CELEBRITY_STATUS_CHANGED:
+        celebrity, version = event.require("celebrity", "version")
+        return event, ProjectCelebrityStatus(parsed, celebrity, version)
+    username, display_name, version = event.require("username", "display_name", "version")
     return event, ProjectAuthor(parsed, username, display_name, version)
 
 
@@ -175,7 +181,10 @@ class Projector:
             EVENTS.labels(event.type, "ignored").inc()
             return
         try:
-            handlers.project_author(command, self.ports)
+            if isinstance(command, ProjectCelebrityStatus):
+                handlers.project_celebrity_status(command, self.ports)
+            else:
+                handlers.project_author(command, self.ports)
         except rules.InvalidInput as exc:
             self._skip(record, event.type, exc)
             return

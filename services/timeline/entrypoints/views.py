@@ -46,8 +46,16 @@ def render_tweet(item: AuthoredTweet) -> dict:
             "created_at": iso(tweet.created_at)}
 
 
-def render_page(page: Page, kind: str) -> Response:
-    cursor = cursors.encode(kind, page.last_id) if page.last_id is not None else None
+def page_cursors() -> cursors.Cursors:
+    """The codec of this app's page cursors (made by `create_app` from the shared key)."""
+    return current_app.extensions["cursors"]
+
+
+def render_page(page: Page, kind: str, owner: int) -> Response:
+    """A page of tweets with the cursor of the next page of the list `kind` of `owner` (an
+    author's tweets, or a user's home timeline)."""
+    cursor = (page_cursors().encode(kind, owner, page.last_id) if page.last_id is not None
+              else None)
     resp = jsonify(items=[render_tweet(item) for item in page.items], next_cursor=cursor)
     if page.degraded:
         resp.headers["Murmur-Degraded"] = ", ".join(page.degraded)
@@ -89,19 +97,16 @@ def page_size(default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE) ->
     return value
 
 
-def position(kind: str) -> int | None:
-    """The tweet id a page continues below, from the `cursor` parameter (None: first page)."""
+def position(kind: str, owner: int) -> int | None:
+    """The tweet id a page of the list `kind` of `owner` continues below, from the `cursor`
+    parameter (None: first page); InvalidCursor for a cursor of any other list."""
     cursor = request.args.get("cursor")
-    return None if cursor is None else cursors.decode(kind, cursor, 1)[0]
+    return None if cursor is None else page_cursors().decode(kind, owner, cursor, 1)[0]
 
 
 def idempotency_key() -> str | None:
-    """The Idempotency-Key header, if any; 422 when empty, overlong or not printable."""
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not (1 <= len(key) <= rules.IDEMPOTENCY_KEY_MAX and key.isprintable()):
-        raise rules.InvalidInput([rules.field_error(
-            "Idempotency-Key", f"must be 1 to {rules.IDEMPOTENCY_KEY_MAX} printable characters")])
-    return key
+    """The Idempotency-Key header, if any (the shared rule: 422 when it breaks it)."""
+    return rules.idempotency_key(request.headers.get("Idempotency-Key"))
 
 
 def event_headers() -> dict[str, str]:
@@ -145,23 +150,26 @@ def delete_tweet(raw_id: str) -> tuple[str, int]:
 @bp.get("/authors/<raw_id>/tweets")
 def author_tweets(raw_id: str) -> Response:
     author_id = path_id(raw_id, "Author")
-    page = handlers.list_user_tweets(author_id, page_size(), position(USER_TWEETS), ports())
-    return render_page(page, USER_TWEETS)
+    page = handlers.list_user_tweets(author_id, page_size(), position(USER_TWEETS, author_id),
+                                     ports())
+    return render_page(page, USER_TWEETS, author_id)
 
 
 @bp.get("/authors/by-username/<path:username>/tweets")
 def username_tweets(username: str) -> Response:
     # <path:...>: a name with a slash in it is "No such user." too, not a missing route.
-    page = handlers.list_tweets_by_username(username, page_size(), position(USER_TWEETS),
-                                            ports())
-    return render_page(page, USER_TWEETS)
+    limit = page_size()
+    # The author's cursors are bound to their id: the same by name as by id.
+    author_id = handlers.find_author_named(username, ports())
+    page = handlers.list_user_tweets(author_id, limit, position(USER_TWEETS, author_id), ports())
+    return render_page(page, USER_TWEETS, author_id)
 
 
 @bp.get("/timeline")
 def home_timeline() -> Response:
     user_id = current_user()
-    page = handlers.show_home_timeline(user_id, page_size(), position(HOME), ports())
-    return render_page(page, HOME)
+    page = handlers.show_home_timeline(user_id, page_size(), position(HOME, user_id), ports())
+    return render_page(page, HOME, user_id)
 
 
 @bp.get("/internal/authors/<raw_id>/tweet-ids")

@@ -8,14 +8,16 @@ from dataclasses import replace
 from typing import Sequence
 
 from common import rules
-from timeline.domain.commands import DeleteTweet, PostTweet, ProjectAuthor
+from timeline.domain.commands import (DeleteTweet, PostTweet, ProjectAuthor,
+                                      ProjectCelebrityStatus)
 from timeline.domain.errors import (AuthorNotFound, DependencyUnavailable, IdempotencyConflict,
                                     NotTheAuthor, TweetNotFound)
 from timeline.domain.events import TweetDeleted, TweetPosted
 from timeline.domain.model import (ABANDONED, AUTHORS_UNAVAILABLE, CELEBRITY_MERGE_UNAVAILABLE,
                                    DONE, HOME_REBUILT, PENDING, SEED_VERSION, Author,
-                                   AuthoredTweet, IdempotencyRecord, Page, Tweet, created_at_of,
-                                   fingerprint, merge_timeline, seed_author)
+                                   AuthoredTweet, CelebrityStatus, IdempotencyRecord, Page,
+                                   Tweet, created_at_of, fans_out, fingerprint, merge_timeline,
+                                   seed_author)
 from timeline.service_layer.ports import Ports, ProjectionPorts
 
 log = logging.getLogger("murmur.timeline")
@@ -29,6 +31,8 @@ def post_tweet(cmd: PostTweet, ports: Ports) -> AuthoredTweet:
 
     Nothing after the store's batch can fail the post: the Redis side and the author's
     name are best effort, so a client never sees an error for a tweet that was stored.
+    Whether followers get it by fan-out or by the read-time merge is decided here, from
+    the author's celebrity status in the projection (`fans_out`), and stored with it.
     """
     text = rules.tweet_text(cmd.text)
     key = cmd.idempotency_key
@@ -40,8 +44,10 @@ def post_tweet(cmd: PostTweet, ports: Ports) -> AuthoredTweet:
             return _replayed(record, cmd, ports)
         claim, tweet_id = record, record.tweet_id
     tweet_id = tweet_id or ports.ids.next_id()
-    tweet = Tweet(tweet_id, cmd.author_id, text, created_at_of(tweet_id))
-    event = TweetPosted(ports.ids.next_id(), tweet.id, tweet.author_id, tweet.created_at)
+    author = _projected_author(cmd.author_id, ports)
+    tweet = Tweet(tweet_id, cmd.author_id, text, created_at_of(tweet_id), fans_out(author))
+    event = TweetPosted(ports.ids.next_id(), tweet.id, tweet.author_id, tweet.created_at,
+                        tweet.fan_out)
     try:
         ports.tweets.save_posted(tweet, event, cmd.event_headers)
     except Exception:
@@ -58,26 +64,35 @@ def post_tweet(cmd: PostTweet, ports: Ports) -> AuthoredTweet:
         # takes it over with the same tweet id.
         log.warning("tweet %d accepted without its Redis side: %s", tweet.id, exc,
                     extra={"fields": {"tweet_id": str(tweet.id)}})
-    return AuthoredTweet(tweet, _poster(cmd, ports))
+    return AuthoredTweet(tweet, _poster(cmd, author, ports))
 
 
-def _poster(cmd: PostTweet, ports: Ports) -> Author:
+def _projected_author(author_id: int, ports: Ports) -> Author | None:
+    """The projection's copy of an author, or None if it holds none or does not answer."""
+    try:
+        return ports.authors.get_many([author_id]).get(author_id)
+    except DependencyUnavailable as exc:
+        log.info("author of a post not looked up: %s", exc)
+        return None
+
+
+def _poster(cmd: PostTweet, found: Author | None, ports: Ports) -> Author:
     """The author of a post, from the projection; seeded from the caller's name if absent.
 
     A user who registered a moment ago may post before users' UserRegistered reaches the
     projection: the name they were authenticated as fills the gap (at the lowest version,
     so users' event replaces it), and their own tweets always carry a username.
     """
-    seed = seed_author(cmd.author_id, cmd.author_username) if cmd.author_username else None
+    if found is not None and found.known:
+        return found
+    if not cmd.author_username:
+        return found or Author(cmd.author_id)
+    seed = seed_author(cmd.author_id, cmd.author_username)
     try:
-        found = ports.authors.get_many([cmd.author_id]).get(cmd.author_id)
-        if found is not None:
-            return found
-        if seed is not None:
-            ports.authors.record(seed)
+        ports.authors.record(seed)
     except DependencyUnavailable as exc:
-        log.info("author of a post not looked up: %s", exc)
-    return seed or Author(cmd.author_id)
+        log.info("author of a post not seeded: %s", exc)
+    return seed
 
 
 def _abandon(author_id: int, key: str, claim: IdempotencyRecord, ports: Ports) -> None:
@@ -126,17 +141,27 @@ def _replayed(record: IdempotencyRecord, cmd: PostTweet, ports: Ports) -> Author
     found = _hydrate([record.tweet_id], ports)
     if not found:
         raise IdempotencyConflict("The tweet made with this Idempotency-Key has been deleted.")
-    return AuthoredTweet(found[0], _poster(cmd, ports))
+    return AuthoredTweet(found[0], _poster(cmd, _projected_author(cmd.author_id, ports), ports))
 
 
-def delete_tweet(cmd: DeleteTweet, ports: Ports) -> Tweet:
-    """Delete a tweet with its TweetDeleted event and drop it from its author's timeline."""
+def delete_tweet(cmd: DeleteTweet, ports: Ports) -> bool:
+    """Delete a tweet with its TweetDeleted event and drop it from its author's timeline.
+
+    True if this call deleted it; False if its author had deleted it already (a repeat).
+    """
     found = ports.tweets.get_many([cmd.tweet_id]).get(cmd.tweet_id)
     if found is None:
+        # DELETE is idempotent in effect (RFC 9110): the author repeating it, as a retry
+        # after a lost answer does, gets the first answer again, and no second event.
+        # Anyone else learns only that no such tweet exists.
+        if ports.tweets.deleted_author(cmd.tweet_id) == cmd.requester_id:
+            return False
         raise TweetNotFound(cmd.tweet_id)
     if found.author_id != cmd.requester_id:
         raise NotTheAuthor(cmd.tweet_id, cmd.requester_id)
-    event = TweetDeleted(ports.ids.next_id(), found.id, found.author_id)
+    # The post's own decision, not today's status: a tweet fanned out leaves followers'
+    # timelines even if its author has become a celebrity since, and the other way round.
+    event = TweetDeleted(ports.ids.next_id(), found.id, found.author_id, found.fan_out)
     ports.tweets.delete(found, event, cmd.event_headers)
     try:
         ports.home.record_delete(found)
@@ -145,7 +170,7 @@ def delete_tweet(cmd: DeleteTweet, ports: Ports) -> Tweet:
         # the cached copy and the author's own entry outlive it, until they expire.
         log.warning("tweet %d deleted without its Redis side: %s", found.id, exc,
                     extra={"fields": {"tweet_id": str(found.id)}})
-    return found
+    return True
 
 
 # ---------------------------------------------------------------------------- reading
@@ -168,9 +193,8 @@ def list_user_tweets(author_id: int, limit: int, before: int | None, ports: Port
     return Page(items, page[-1] if len(tweet_ids) > limit else None, degraded)
 
 
-def list_tweets_by_username(username: str, limit: int, before: int | None,
-                            ports: Ports) -> Page:
-    """One page of the tweets of the author named `username`, as `list_user_tweets`.
+def find_author_named(username: str, ports: Ports) -> int:
+    """The id of the author named `username`.
 
     The name is looked up in the timeline's own copy of users' profiles, never in users:
     a name the copy does not hold is AuthorNotFound (so is, for the moment it takes their
@@ -179,7 +203,14 @@ def list_tweets_by_username(username: str, limit: int, before: int | None,
     author_id = ports.authors.id_by_username(username) if rules.is_username(username) else None
     if author_id is None:
         raise AuthorNotFound(username)
-    return list_user_tweets(author_id, limit, before, ports)
+    return author_id
+
+
+def list_tweets_by_username(username: str, limit: int, before: int | None,
+                            ports: Ports) -> Page:
+    """One page of the tweets of the author named `username` (`find_author_named`), as
+    `list_user_tweets`."""
+    return list_user_tweets(find_author_named(username, ports), limit, before, ports)
 
 
 def list_author_tweet_ids(author_id: int, limit: int, ports: Ports) -> list[int]:
@@ -297,3 +328,23 @@ def project_author(cmd: ProjectAuthor, ports: ProjectionPorts) -> Author:
     author = Author(cmd.user_id, cmd.username, cmd.display_name, cmd.version)
     ports.authors.record(author)
     return author
+
+
+def project_celebrity_status(cmd: ProjectCelebrityStatus,
+                             ports: ProjectionPorts) -> CelebrityStatus:
+    """Apply users' CelebrityStatusChanged to the copy of the author's status.
+
+    The copy keeps the status of the highest version it has seen, as for profiles.
+    """
+    errors = []
+    if rules.parse_id(cmd.user_id) is None:
+        errors.append(rules.field_error("user_id", "must be a user id"))
+    if not isinstance(cmd.celebrity, bool):
+        errors.append(rules.field_error("celebrity", "must be true or false"))
+    if not isinstance(cmd.version, int) or isinstance(cmd.version, bool) or cmd.version < 1:
+        errors.append(rules.field_error("version", "must be an integer above 0"))
+    if errors:
+        raise rules.InvalidInput(errors, "The celebrity status event is invalid.")
+    status = CelebrityStatus(cmd.user_id, cmd.celebrity, cmd.version)
+    ports.authors.record_status(status)
+    return status

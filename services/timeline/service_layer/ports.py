@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Protocol, Sequence
 
 from timeline.domain.events import TweetDeleted, TweetPosted
-from timeline.domain.model import Author, IdempotencyRecord, Tweet
+from timeline.domain.model import Author, CelebrityStatus, IdempotencyRecord, Tweet
 
 # The idempotency record to finish along with a post: (author id, key, DONE record).
 FinishedKey = tuple[int, str, IdempotencyRecord]
@@ -20,7 +20,11 @@ class TweetRepository(Protocol):
     def save_posted(self, tweet: Tweet, event: TweetPosted,
                     headers: Mapping[str, str]) -> None: ...
 
-    def delete(self, tweet: Tweet, event: TweetDeleted, headers: Mapping[str, str]) -> None: ...
+    def delete(self, tweet: Tweet, event: TweetDeleted, headers: Mapping[str, str]) -> None:
+        """Remove the tweet, store its event, and remember who deleted it, atomically."""
+
+    def deleted_author(self, tweet_id: int) -> int | None:
+        """The author of a tweet deleted lately (remembered for a while), else None."""
 
     def get_many(self, tweet_ids: Sequence[int]) -> dict[int, Tweet]: ...
 
@@ -77,6 +81,10 @@ class Authors(Protocol):
         never change, so a name, once held, always gives the same id)."""
 
     def record(self, author: Author) -> None: ...
+
+    def record_status(self, status: CelebrityStatus) -> None:
+        """Keep, per author, the celebrity status of the highest version ever given (apart
+        from the profile: neither replaces the other)."""
 
 
 class IdSource(Protocol):

@@ -26,10 +26,12 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from common import events, outages, resilience
+from common.config import CELEBRITY_THRESHOLD_DEFAULT
 from common.metrics import POOL_WAITING
 from common.resilience import Breaker, CircuitBreakerError, DeadlineExceeded
-from users.domain.errors import StoreUnavailable, UsernameTaken, UserNotFound
-from users.domain.events import ProfileChanged, UserFollowed, UserRegistered, UserUnfollowed
+from users.domain.errors import SignupKeyTaken, StoreUnavailable, UsernameTaken, UserNotFound
+from users.domain.events import (CelebrityStatusChanged, ProfileChanged, UserFollowed,
+                                 UserRegistered, UserUnfollowed)
 from users.domain.model import Credentials, Position, User
 
 log = logging.getLogger("murmur.users.postgres")
@@ -69,7 +71,7 @@ def _answered(exc: BaseException) -> bool:
 
 
 def postgres_breaker(*, fail_max: int, reset_timeout: float,
-                     name: str = "postgres") -> Breaker:
+                     name: str = "users.postgres") -> Breaker:
     """The process's Postgres breaker: it counts outages only (`common.outages`: a unique
     violation, a deadlock or a missing row is Postgres answering), and a request's own
     deadline running out counts for nothing."""
@@ -84,7 +86,8 @@ def _user(row: dict) -> User:
                 created_at=row["created_at"])
 
 
-UsersEvent = UserFollowed | UserUnfollowed | UserRegistered | ProfileChanged
+UsersEvent = (UserFollowed | UserUnfollowed | UserRegistered | ProfileChanged
+              | CelebrityStatusChanged)
 
 
 def outbox_record(event: UsersEvent) -> tuple[str, str, dict[str, Any]]:
@@ -99,19 +102,29 @@ def outbox_record(event: UsersEvent) -> tuple[str, str, dict[str, Any]]:
                                           "username": event.username,
                                           "display_name": event.display_name,
                                           "version": event.version}
+    if isinstance(event, CelebrityStatusChanged):
+        # A key of its own: users.v1 is compacted by key, and the latest status must not
+        # replace the latest profile (nor the other way round).
+        return events.CELEBRITY_STATUS_CHANGED, f"{event.user_id}/celebrity", {
+            "user_id": str(event.user_id), "celebrity": event.celebrity,
+            "version": event.version, "followers_count": event.followers_count}
     raise TypeError(f"not a users event: {event!r}")
 
 
 class PostgresUsers:
     """The UserRepository on a psycopg connection pool, behind a circuit breaker.
 
-    Follow events go to `follows_topic`, account and profile events to `users_topic`
-    (both with the profile's prefix)."""
+    Follow events go to `follows_topic`, account, profile and celebrity status events to
+    `users_topic` (both with the profile's prefix). A follow or unfollow that moves the
+    followee's count across `celebrity_threshold` records their new status and its event
+    in the same transaction."""
 
     def __init__(self, pool: ConnectionPool, follows_topic: str, *, users_topic: str,
-                 breaker: Breaker) -> None:
+                 breaker: Breaker, celebrity_threshold: int = CELEBRITY_THRESHOLD_DEFAULT
+                 ) -> None:
         self.pool, self.breaker = pool, breaker
         self.follows_topic, self.users_topic = follows_topic, users_topic
+        self.celebrity_threshold = celebrity_threshold
 
     # ---------------------------------------------------------------- resilience
 
@@ -156,9 +169,11 @@ class PostgresUsers:
 
     # ------------------------------------------------------------------ accounts
 
-    def add(self, event: UserRegistered, password_hash: str, trace: Mapping[str, str]) -> User:
-        """Insert the user `event` describes and write the event to the outbox, in one
-        transaction; raises UsernameTaken if the name is in use."""
+    def add(self, event: UserRegistered, password_hash: str, trace: Mapping[str, str],
+            signup_key: str | None = None) -> User:
+        """Insert the user `event` describes, its sign-up's Idempotency-Key and the event
+        in the outbox, in one transaction; raises UsernameTaken if the name is in use and
+        SignupKeyTaken if the key made another sign-up first."""
 
         def work(conn: psycopg.Connection) -> dict:
             with conn.transaction():
@@ -168,16 +183,26 @@ class PostgresUsers:
                     (event.user_id, event.username, event.display_name, password_hash,
                      event.version),
                 ).fetchone()
+                if signup_key is not None:
+                    conn.execute("INSERT INTO signup_keys (key, user_id) VALUES (%s, %s)",
+                                 (signup_key, event.user_id))
                 self._append_outbox(conn, event, trace)
                 return row
 
         try:
             row = self._run(work)
         except errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "signup_keys_pkey":
+                raise SignupKeyTaken() from exc
             if exc.diag.constraint_name == "users_username_key":
                 raise UsernameTaken(event.username) from exc
             raise
         return _user(row)
+
+    def by_signup_key(self, key: str) -> User | None:
+        """The user a sign-up with this Idempotency-Key made, or None."""
+        return self._one(f"SELECT {_JOINED_USER_COLUMNS} FROM signup_keys k "
+                         "JOIN users u ON u.id = k.user_id WHERE k.key = %s", (key,))
 
     def by_id(self, user_id: int) -> User | None:
         """The user with this id, or None."""
@@ -199,11 +224,14 @@ class PostgresUsers:
         self._run(lambda conn: conn.execute(
             "UPDATE users SET password_hash = %s WHERE id = %s", (password_hash, user_id)))
 
-    def update_profile(self, user_id: int, expected_version: int | None,
+    def update_profile(self, user_id: int, expected_versions: frozenset[int] | None,
                        changes: dict[str, str], announce: Callable[[User], ProfileChanged],
                        trace: Mapping[str, str]) -> User | None:
-        """Apply `changes` if the row is at `expected_version` (None: any) and write
-        `announce(updated user)` to the outbox in the same transaction; else None."""
+        """Apply `changes` if the row is at one of `expected_versions` (None: any) and
+        write `announce(updated user)` to the outbox in the same transaction; else None.
+
+        One conditional UPDATE: of two edits made from the same version, the second waits
+        for the first's row lock, finds the version moved on, and matches no row."""
 
         def work(conn: psycopg.Connection) -> User | None:
             with conn.transaction():
@@ -211,10 +239,11 @@ class PostgresUsers:
                     f"UPDATE users SET display_name = COALESCE(%(display_name)s, display_name), "
                     f"bio = COALESCE(%(bio)s, bio), version = version + 1 "
                     f"WHERE id = %(id)s "
-                    f"AND (%(version)s::integer IS NULL OR version = %(version)s) "
+                    f"AND (%(versions)s::integer[] IS NULL OR version = ANY(%(versions)s)) "
                     f"RETURNING {USER_COLUMNS}",
                     {"display_name": changes.get("display_name"), "bio": changes.get("bio"),
-                     "id": user_id, "version": expected_version},
+                     "id": user_id,
+                     "versions": None if expected_versions is None else sorted(expected_versions)},
                 ).fetchone()
                 if row is None:
                     return None
@@ -240,7 +269,7 @@ class PostgresUsers:
                 ).fetchone()
                 if inserted is None:
                     return False
-                self._count(conn, event.follower_id, event.followee_id, +1)
+                self._count(conn, event.follower_id, event.followee_id, +1, trace)
                 self._append_outbox(conn, event, trace)
                 return True
 
@@ -261,20 +290,36 @@ class PostgresUsers:
                 ).fetchone()
                 if deleted is None:
                     return False
-                self._count(conn, event.follower_id, event.followee_id, -1)
+                self._count(conn, event.follower_id, event.followee_id, -1, trace)
                 self._append_outbox(conn, event, trace)
                 return True
 
         return self._run(work)
 
-    @staticmethod
-    def _count(conn, follower_id: int, followee_id: int, delta: int) -> None:
+    def _count(self, conn, follower_id: int, followee_id: int, delta: int,
+               trace: Mapping[str, str]) -> None:
         # Lock the two user rows in ascending id order: A following B while B follows A
         # would otherwise lock them in opposite orders and deadlock.
+        followee = None
         for user_id in sorted((follower_id, followee_id)):
-            column = "following_count" if user_id == follower_id else "followers_count"
-            conn.execute(f"UPDATE users SET {column} = {column} + %s WHERE id = %s",
-                         (delta, user_id))
+            if user_id == follower_id:
+                conn.execute("UPDATE users SET following_count = following_count + %s "
+                             "WHERE id = %s", (delta, user_id))
+            else:
+                followee = conn.execute(
+                    "UPDATE users SET followers_count = followers_count + %s WHERE id = %s "
+                    "RETURNING followers_count, celebrity, celebrity_version",
+                    (delta, user_id)).fetchone()
+        if followee is None:
+            return
+        # The row stays locked until commit, so crossings of one user are seen one at a
+        # time, each against the status the previous one left: one event per crossing.
+        change = CelebrityStatusChanged.after_count_change(
+            followee_id, followee[0], followee[1], followee[2], self.celebrity_threshold)
+        if change is not None:
+            conn.execute("UPDATE users SET celebrity = %s, celebrity_version = %s "
+                         "WHERE id = %s", (change.celebrity, change.version, followee_id))
+            self._append_outbox(conn, change, trace)
 
     def topic_of(self, event: UsersEvent) -> str:
         """The (prefixed) topic an event is published on."""
@@ -326,18 +371,21 @@ class PostgresUsers:
         ).fetchall())
         return [r[0] for r in rows]
 
-    def followee_ids(self, user_id: int, min_followers: int, limit: int) -> list[int]:
+    def followee_ids(self, user_id: int, min_followers: int, limit: int,
+                     pulled: bool = False) -> list[int]:
         """Whom `user_id` follows (ascending), only those with >= `min_followers` followers
-        (0: every followee, read from the follows primary key alone)."""
+        (0: every followee, read from the follows primary key alone), and with `pulled`
+        also those ever counted as a celebrity (whose tweets may not have been fanned out)."""
         if min_followers <= 0:
             query = ("SELECT followee_id FROM follows WHERE follower_id = %s "
                      "ORDER BY followee_id LIMIT %s")
             params: tuple = (user_id, limit)
         else:
             query = ("SELECT f.followee_id FROM follows f JOIN users u ON u.id = f.followee_id "
-                     "WHERE f.follower_id = %s AND u.followers_count >= %s "
+                     "WHERE f.follower_id = %s AND (u.followers_count >= %s "
+                     "OR (%s AND u.celebrity_version > 0)) "
                      "ORDER BY f.followee_id LIMIT %s")
-            params = (user_id, min_followers, limit)
+            params = (user_id, min_followers, pulled, limit)
         rows = self._run(lambda conn: conn.execute(query, params).fetchall())
         return [r[0] for r in rows]
 

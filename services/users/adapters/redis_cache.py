@@ -86,7 +86,7 @@ def _answered(exc: BaseException) -> bool:
 
 
 def redis_breaker(*, fail_max: int = 5, reset_timeout: float = 10.0,
-                  name: str = "redis") -> Breaker:
+                  name: str = "users.redis") -> Breaker:
     """The process's Redis breaker. It counts outages only (`common.outages`): unreachable,
     timing out, and also a server that cannot take commands now (loading, read-only,
     out of memory, busy); a wrong command is Redis answering."""

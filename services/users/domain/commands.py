@@ -20,18 +20,21 @@ class RegisterUser:
     password: Any
     display_name: Any = None  # None: the username
     trace: Trace = field(default_factory=dict)
+    idempotency_key: str | None = None  # a repeat with this key gets the same account
 
 
 @dataclass(frozen=True)
 class StartSession:
     username: Any
     password: Any
+    client: str = ""  # the caller's address, for throttling failed attempts
 
 
 @dataclass(frozen=True)
 class UpdateProfile:
     user_id: int
-    expected_version: int | None  # None: any current version will do
+    # The profile versions If-Match named (one matching is enough); None: any will do.
+    expected_versions: frozenset[int] | None
     changes: dict[str, Any] = field(default_factory=dict)  # display_name and/or bio
     trace: Trace = field(default_factory=dict)
 

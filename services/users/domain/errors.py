@@ -30,6 +30,33 @@ class InvalidCredentials(UsersError):
         super().__init__("The username or password is wrong.")
 
 
+class SignupKeyTaken(UsersError):
+    """Another sign-up with the same Idempotency-Key committed first (a race of repeats)."""
+
+
+class TooManyAttempts(UsersError):
+    """Sign-in is throttled for this account or address; try again in `retry_in` seconds."""
+
+    def __init__(self, retry_in: int) -> None:
+        super().__init__(f"Too many failed sign-ins; try again in {retry_in}s.")
+        self.retry_in = retry_in
+
+
+class PasswordWorkBusy(UsersError):
+    """Every slot for password hashing is taken (the bulkhead of sign-up and sign-in)."""
+
+    def __init__(self, retry_in: int = 1) -> None:
+        super().__init__("Too many sign-ups and sign-ins at once; try again shortly.")
+        self.retry_in = retry_in
+
+
+class IdempotencyKeyReused(UsersError):
+    """A sign-up's Idempotency-Key already made an account with another username."""
+
+    def __init__(self) -> None:
+        super().__init__("This Idempotency-Key already created another account.")
+
+
 class StoreUnavailable(UsersError):
     """The user database is down or too slow; worth trying again in `retry_in` seconds."""
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from common.rules import BIO_MAX, DISPLAY_NAME_MAX, field_error, text_errors
+from common.rules import bio_errors, display_name_errors, field_error
 
 # A new profile starts at this version; every edit of display name or bio adds one.
 FIRST_VERSION = 1
@@ -72,14 +72,14 @@ class Page:
 
 
 # The profile fields a user may edit, with their length limits.
-EDITABLE_FIELDS = {"display_name": DISPLAY_NAME_MAX, "bio": BIO_MAX}
+EDITABLE_FIELDS = {"display_name": display_name_errors, "bio": bio_errors}
 
 
 def profile_change_errors(changes: dict[str, Any]) -> list[dict[str, str]]:
     """What is wrong with a profile edit: only display_name and bio, each within its limit."""
     errors = [field_error(name, "cannot be changed")
               for name in changes if name not in EDITABLE_FIELDS]
-    for name, limit in EDITABLE_FIELDS.items():
+    for name, rule in EDITABLE_FIELDS.items():
         if name in changes:
-            errors += text_errors(name, changes[name], limit)
+            errors += rule(changes[name])
     return errors

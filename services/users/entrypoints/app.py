@@ -7,6 +7,7 @@ import atexit
 
 from flask import Flask
 
+from common.cursors import Cursors
 from common.service import Service
 from common.web import create_base_app
 from users.bootstrap import bootstrap
@@ -18,11 +19,14 @@ def create_app(config: UsersConfig | None = None, *, service: Service | None = N
     """The Flask app, wired to its stores (connections open lazily, after the fork).
 
     Tests may pass a `service` they bootstrapped with overrides; it is then theirs to close.
+    Without the page cursor key it does not start (`common.cursors.MissingCursorKey`).
     """
     if service is None:
         service = bootstrap(config)
         atexit.register(service.close)
+    page_cursors = Cursors(service.config.cursor_key)
     app = create_base_app("users", service.checks, errors=errors.MAPPING)
     app.extensions["users"] = service
+    app.extensions["cursors"] = page_cursors
     app.register_blueprint(views.bp)
     return app

@@ -17,7 +17,11 @@ from common import outages
 from common.problems import Problem, unavailable
 from common.resilience import DeadlineExceeded
 from users.domain.errors import (
+    IdempotencyKeyReused,
     InvalidCredentials,
+    SignupKeyTaken,
+    PasswordWorkBusy,
+    TooManyAttempts,
     StoreUnavailable,
     UsernameTaken,
     UserNotFound,
@@ -52,6 +56,15 @@ MAPPING: dict[type, Callable[[Any], Problem]] = {
     UsernameTaken: lambda exc: Problem(409, str(exc),
                                        errors=[{"field": "username", "message": "is taken"}]),
     InvalidCredentials: lambda exc: Problem(401, str(exc)),
+    TooManyAttempts: lambda exc: Problem(429, str(exc),
+                                         headers={"Retry-After": str(exc.retry_in)}),
+    # Deliberate (Retry-After): the service is healthy and busy; no breaker counts it.
+    PasswordWorkBusy: lambda exc: unavailable(str(exc), retry_after=exc.retry_in),
+    SignupKeyTaken: lambda exc: Problem(
+        409, "A sign-up with this Idempotency-Key is under way; repeat it to get the account."),
+    IdempotencyKeyReused: lambda exc: Problem(
+        422, str(exc), errors=[{"field": "Idempotency-Key",
+                                "message": "already created an account with another username"}]),
     VersionMismatch: lambda exc: Problem(412, str(exc)),
     StoreUnavailable: lambda exc: unavailable(
         "The user database is not answering; try again shortly.", retry_after=exc.retry_in),
@@ -77,9 +90,10 @@ def not_your_account() -> Problem:
     return Problem(403, "You can only act on your own account.")
 
 
-def if_match_required() -> Problem:
-    """428: an edit without If-Match could overwrite a change the client never saw."""
-    return Problem(428, "Send If-Match with the ETag you read, to avoid lost updates.")
+def if_match_required(detail: str) -> Problem:
+    """428: an edit without a usable If-Match could overwrite a change the client never
+    saw (`detail`: what was wrong with it)."""
+    return Problem(428, detail)
 
 
 def if_match_unknown() -> Problem:

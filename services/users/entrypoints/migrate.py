@@ -5,8 +5,9 @@ Idempotent: an up-to-date database is left as it is. yoyo holds a lock while it 
 so two runs at once (two Jobs, or a Job and `make bootstrap`) do not race.
 
 Migrations run with the profile's users topic in the session setting
-`murmur.users_topic`, so a migration that enqueues events (0004) names the same topic
-the service writes to, prefix included.
+`murmur.users_topic`, so a migration that enqueues events (0004, 0007) names the same
+topic the service writes to, prefix included, and with its celebrity threshold in
+`murmur.celebrity_threshold` (0007 settles each user's celebrity status against it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from common import config, provision, topics
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 TOPIC_SETTING = "murmur.users_topic"
+THRESHOLD_SETTING = "murmur.celebrity_threshold"
 
 
 def ensure_database(stores: config.Stores) -> bool:
@@ -43,7 +45,8 @@ def backend_uri(stores: config.Stores) -> str:
     # The password is generated: quote it, it may hold characters a URI reserves. yoyo
     # hands the query string to psycopg.connect, so `options` reaches every connection
     # (yoyo applies each migration on a connection of its own).
-    options = quote(f"-c {TOPIC_SETTING}={stores.topic(topics.USERS)}", safe="")
+    options = quote(f"-c {TOPIC_SETTING}={stores.topic(topics.USERS)} "
+                    f"-c {THRESHOLD_SETTING}={stores.profile.celebrity_threshold}", safe="")
     return (f"postgresql+psycopg://{quote(stores.pg_user, safe='')}:"
             f"{quote(stores.pg_password, safe='')}@{stores.pg_host}:{stores.pg_port}/"
             f"{stores.pg_database}?options={options}")

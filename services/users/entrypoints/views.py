@@ -7,13 +7,16 @@ and answered by the mapping in `users.entrypoints.errors`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from common import cursors, logs, tracing
+from common import cursors, logs, preconditions, tracing
+from common import rules
 from common.rules import InvalidInput, field_error, parse_id
 from common.service import Service
 from users.domain.commands import (
@@ -34,7 +37,10 @@ bp = Blueprint("users", __name__)
 
 PAGE_DEFAULT, PAGE_MAX = 20, 100
 IDS_PAGE_DEFAULT = 1000
-_ETAG = re.compile(r'"(\d{1,9})"')
+# An entity tag of a profile, unquoted: "<version>-<digest>", the version in canonical
+# decimal (never "01"), within Postgres' integer range (see `entity_tag`).
+_TAG = re.compile(r"(0|[1-9][0-9]{0,9})-[0-9a-f]{12}")
+MAX_VERSION = 2**31 - 1
 DEGRADED = "Murmur-Degraded"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -78,27 +84,36 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
     raise InvalidInput([field_error(name, f"must be an integer {low}-{high}")])
 
 
-def encode_position(kind: str, position: Position) -> str:
-    """The cursor of a follow list ("followers" or "following") ending at `position`."""
+def page_cursors() -> cursors.Cursors:
+    """The codec of this app's page cursors (made by `create_app` from the shared key)."""
+    return current_app.extensions["cursors"]
+
+
+def encode_position(codec: cursors.Cursors, kind: str, username: str,
+                    position: Position) -> str:
+    """The cursor of `username`'s follow list `kind` ("followers" or "following") ending
+    at `position`; it opens on that list only (usernames never change)."""
     micros = (position.followed_at - _EPOCH) // timedelta(microseconds=1)
-    return cursors.encode(kind, micros, position.user_id)
+    return codec.encode(kind, username, micros, position.user_id)
 
 
-def decode_position(kind: str, cursor: str) -> Position:
-    """The position a cursor of that follow list stands for; InvalidCursor otherwise."""
-    micros, user_id = cursors.decode(kind, cursor, 2)
+def decode_position(codec: cursors.Cursors, kind: str, username: str,
+                    cursor: str) -> Position:
+    """The position a cursor of `username`'s follow list `kind` stands for; InvalidCursor
+    for any other cursor."""
+    micros, user_id = codec.decode(kind, username, cursor, 2)
     try:
         followed_at = _EPOCH + timedelta(microseconds=micros)
     except OverflowError as exc:
-        raise cursors.InvalidCursor("malformed cursor") from exc
+        raise cursors.InvalidCursor("is not a cursor of this list") from exc
     return Position(followed_at, user_id)
 
 
-def page_args(kind: str) -> tuple[Position | None, int]:
-    """The keyset position and page size of a follow-list request."""
+def page_args(kind: str, username: str) -> tuple[Position | None, int]:
+    """The keyset position and page size of a request for `username`'s follow list."""
     limit = int_arg("limit", PAGE_DEFAULT, 1, PAGE_MAX)
     cursor = request.args.get("cursor")
-    return (decode_position(kind, cursor) if cursor else None), limit
+    return (decode_position(page_cursors(), kind, username, cursor) if cursor else None), limit
 
 
 def acting_user(raw_id: str) -> int:
@@ -111,19 +126,35 @@ def acting_user(raw_id: str) -> int:
     return caller
 
 
-def expected_version() -> int | None:
-    """The version named by If-Match (None for "*"); a problem when absent or foreign."""
-    header = request.headers.get("If-Match")
-    if header is None:
-        raise errors.if_match_required()
-    header = header.strip()
-    if header == "*":
+def tagged_version(opaque: str) -> int | None:
+    """The profile version an entity tag of ours names (None: not a tag this service makes)."""
+    match = _TAG.fullmatch(opaque)
+    if match is None or int(match.group(1)) > MAX_VERSION:
         return None
-    match = _ETAG.fullmatch(header)
-    if match is None:
-        # A weak or foreign tag never matches under the strong comparison If-Match uses.
-        raise errors.if_match_unknown()
     return int(match.group(1))
+
+
+def expected_versions() -> frozenset[int] | None:
+    """The profile versions If-Match names (None for "*"). 428 when it is missing, empty
+    or no list of entity tags; 412 when none of its strong tags is a tag of this service."""
+    header = request.headers.get("If-Match")
+    listed = preconditions.tags(header)
+    if listed is None:
+        raise errors.if_match_required(preconditions.missing_detail(header))
+    if listed.star_tag:
+        return None
+    # A weak tag never matches under the strong comparison If-Match uses; neither does a
+    # tag this service never makes.
+    versions = frozenset(version for tag in preconditions.strong_tags(listed)
+                         if (version := tagged_version(tag)) is not None)
+    if not versions:
+        raise errors.if_match_unknown()
+    return versions
+
+
+def idempotency_key() -> str | None:
+    """The Idempotency-Key header of a sign-up, if any (the shared rule: 422 when it breaks it)."""
+    return rules.idempotency_key(request.headers.get("Idempotency-Key"))
 
 
 def trace() -> Trace:
@@ -148,11 +179,24 @@ def user_json(user: User) -> dict[str, Any]:
             "following_count": user.following_count, "created_at": iso(user.created_at)}
 
 
+def entity_tag(user: User) -> str:
+    """The strong ETag of a user's representation: `"<version>-<digest of the body>"`.
+
+    The digest moves with anything the body shows, the counts included, so a client
+    revalidating with If-None-Match never keeps stale counts. The version is what an edit
+    is conditional on: PATCH compares If-Match on it alone (`tagged_version`), since a
+    follow between a read and an edit moves the counts, not what the edit changes, and
+    must not fail it with 412.
+    """
+    body = json.dumps(user_json(user), sort_keys=True, separators=(",", ":"))
+    return f'"{user.version}-{hashlib.sha256(body.encode()).hexdigest()[:12]}"'
+
+
 def user_response(user: User, status: int = 200, degraded: str | None = None) -> Response:
-    """A user with its ETag (the profile version), and why it is degraded if it is."""
+    """A user with its ETag (`entity_tag`), and why it is degraded if it is."""
     resp = jsonify(user_json(user))
     resp.status_code = status
-    resp.headers["ETag"] = f'"{user.version}"'
+    resp.headers["ETag"] = entity_tag(user)
     if degraded:
         resp.headers[DEGRADED] = degraded
     return resp
@@ -163,10 +207,10 @@ def profile_response(profile: Profile) -> Response:
     return user_response(profile.user, degraded=profile.degraded)
 
 
-def page_response(kind: str, page: Page) -> Response:
-    """A page of users with the cursor of the next page."""
-    return jsonify(items=[user_json(u) for u in page.users],
-                   next_cursor=encode_position(kind, page.next) if page.next else None)
+def page_response(kind: str, username: str, page: Page) -> Response:
+    """A page of `username`'s follow list `kind` with the cursor of the next page."""
+    cursor = encode_position(page_cursors(), kind, username, page.next) if page.next else None
+    return jsonify(items=[user_json(u) for u in page.users], next_cursor=cursor)
 
 
 def no_content() -> Response:
@@ -181,8 +225,8 @@ def no_content() -> Response:
 def register() -> Response:
     body = json_body()
     user = handlers.register_user(RegisterUser(
-        body.get("username"), body.get("password"), body.get("display_name"), trace()),
-        ports())
+        body.get("username"), body.get("password"), body.get("display_name"), trace(),
+        idempotency_key=idempotency_key()), ports())
     resp = user_response(user, 201)
     resp.headers["Location"] = f"/users/{user.username}"
     return resp
@@ -191,8 +235,9 @@ def register() -> Response:
 @bp.post("/sessions")
 def start_session() -> Response:
     body = json_body()
-    session = handlers.start_session(StartSession(body.get("username"), body.get("password")),
-                                     ports())
+    session = handlers.start_session(StartSession(
+        body.get("username"), body.get("password"),
+        client=request.headers.get("Murmur-Client", "")[:64]), ports())
     resp = jsonify(access_token=session.access_token, token_type=session.token_type,
                    expires_in=session.expires_in)
     resp.headers["Cache-Control"] = "no-store"
@@ -212,8 +257,8 @@ def get_user_by_id(user_id: str) -> Response:
 @bp.patch("/users/<user_id>")
 def update_profile(user_id: str) -> Response:
     uid = acting_user(user_id)
-    version = expected_version()
-    user = handlers.update_profile(UpdateProfile(uid, version, json_body(), trace()), ports())
+    versions = expected_versions()
+    user = handlers.update_profile(UpdateProfile(uid, versions, json_body(), trace()), ports())
     return user_response(user)
 
 
@@ -231,14 +276,16 @@ def unfollow(user_id: str, username: str) -> Response:
 
 @bp.get("/users/<username>/followers")
 def followers(username: str) -> Response:
-    after, limit = page_args("followers")
-    return page_response("followers", handlers.list_followers(username, after, limit, ports()))
+    after, limit = page_args("followers", username)
+    return page_response("followers", username,
+                         handlers.list_followers(username, after, limit, ports()))
 
 
 @bp.get("/users/<username>/following")
 def following(username: str) -> Response:
-    after, limit = page_args("following")
-    return page_response("following", handlers.list_following(username, after, limit, ports()))
+    after, limit = page_args("following", username)
+    return page_response("following", username,
+                         handlers.list_following(username, after, limit, ports()))
 
 
 # ---------------------------------------------------------------------- internal API
@@ -265,5 +312,8 @@ def followee_ids(user_id: str) -> Response:
     uid = path_id(user_id)
     limit = int_arg("limit", IDS_PAGE_DEFAULT, 1, service().config.max_follower_ids_page)
     min_followers = int_arg("min_followers", 0, 0, 2**31 - 1)
-    ids = handlers.list_followee_ids(uid, min_followers, limit, ports())
+    pulled = request.args.get("pulled", "false")
+    if pulled not in ("true", "false"):
+        raise InvalidInput([field_error("pulled", "must be true or false")])
+    ids = handlers.list_followee_ids(uid, min_followers, limit, ports(), pulled == "true")
     return jsonify(ids=[str(i) for i in ids])

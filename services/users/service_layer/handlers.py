@@ -10,19 +10,23 @@ from __future__ import annotations
 
 from typing import Callable
 
+from common import resilience
 from common.rules import (
-    DISPLAY_NAME_MAX,
     InvalidInput,
+    display_name_errors,
     field_error,
     is_username,
     password_errors,
-    text_errors,
     username_errors,
 )
 from users.domain.commands import FollowUser, RegisterUser, StartSession, UnfollowUser, UpdateProfile
 from users.domain.errors import (
+    IdempotencyKeyReused,
     InvalidCredentials,
+    SignupKeyTaken,
     StoreUnavailable,
+    TooManyAttempts,
+    UsernameTaken,
     UserNotFound,
     VersionMismatch,
 )
@@ -39,6 +43,10 @@ from users.domain.model import (
 )
 from users.service_layer.ports import Ports
 
+# Time a sign-up must still have left after hashing to insert and answer (one round trip
+# to Postgres): with less, the caller would likely give up before hearing of its account.
+COMMIT_MARGIN = 0.25
+
 
 def require_database(ports: Ports) -> None:
     """Fail a write at once while the database is known to be down."""
@@ -51,16 +59,42 @@ def require_database(ports: Ports) -> None:
 
 
 def register_user(cmd: RegisterUser, ports: Ports) -> User:
-    """Create an account and announce it; the display name defaults to the username."""
+    """Create an account and announce it; the display name defaults to the username.
+
+    With an Idempotency-Key, a repeat gets the account the first request made, so a client
+    that lost the answer (a timeout, a 503) can retry without meeting a 409.
+    """
     errors = username_errors(cmd.username) + password_errors(cmd.password)
     if cmd.display_name is not None:
-        errors += text_errors("display_name", cmd.display_name, DISPLAY_NAME_MAX)
+        errors += display_name_errors(cmd.display_name)
     if errors:
         raise InvalidInput(errors)
     require_database(ports)  # before spending an id and a password hash on it
+    if cmd.idempotency_key is not None:
+        made = ports.users.by_signup_key(cmd.idempotency_key)
+        if made is not None:
+            return _made_by_this_key(made, cmd)
     display_name = cmd.username if cmd.display_name is None else cmd.display_name
+    password_hash = ports.passwords.hash(cmd.password)
+    # Hashing takes a while: if the caller has stopped waiting, making the account now
+    # would answer its 503 with an account it does not know about.
+    resilience.require_time_left(COMMIT_MARGIN)
     registered = UserRegistered(ports.ids.next_id(), cmd.username, display_name, FIRST_VERSION)
-    return ports.users.add(registered, ports.passwords.hash(cmd.password), cmd.trace)
+    try:
+        return ports.users.add(registered, password_hash, cmd.trace, cmd.idempotency_key)
+    except (SignupKeyTaken, UsernameTaken):
+        # A repeat of this sign-up, running at the same time, may have committed first.
+        made = (ports.users.by_signup_key(cmd.idempotency_key)
+                if cmd.idempotency_key is not None else None)
+        if made is None:
+            raise
+        return _made_by_this_key(made, cmd)
+
+
+def _made_by_this_key(made: User, cmd: RegisterUser) -> User:
+    if made.username != cmd.username:
+        raise IdempotencyKeyReused()
+    return made
 
 
 def start_session(cmd: StartSession, ports: Ports) -> Session:
@@ -71,14 +105,21 @@ def start_session(cmd: StartSession, ports: Ports) -> Session:
     if missing:
         raise InvalidInput(missing)
     require_database(ports)
+    # Throttled before any hashing: a refused guess costs a counter read, not argon2.
+    wait = ports.sign_ins.wait_for(cmd.username, cmd.client)
+    if wait:
+        raise TooManyAttempts(wait)
     creds = ports.users.credentials(cmd.username) if is_username(cmd.username) else None
     if creds is None:
         # Hash anyway, so an unknown username costs as long as a wrong password and the
         # response time does not reveal which usernames exist.
         ports.passwords.verify(ports.passwords.dummy_hash, cmd.password)
+        ports.sign_ins.failed(cmd.username, cmd.client)
         raise InvalidCredentials()
     if not ports.passwords.verify(creds.password_hash, cmd.password):
+        ports.sign_ins.failed(cmd.username, cmd.client)
         raise InvalidCredentials()
+    ports.sign_ins.succeeded(cmd.username)
     if ports.passwords.needs_rehash(creds.password_hash):
         # Cost parameters went up since this hash was made: upgrade it while we know the
         # plain password.
@@ -136,10 +177,10 @@ def update_profile(cmd: UpdateProfile, ports: Ports) -> User:
         current = ports.users.by_id(cmd.user_id)
         if current is None:
             raise UserNotFound()
-        if cmd.expected_version not in (None, current.version):
+        if cmd.expected_versions is not None and current.version not in cmd.expected_versions:
             raise VersionMismatch(current.version)
         return current
-    updated = ports.users.update_profile(cmd.user_id, cmd.expected_version, cmd.changes,
+    updated = ports.users.update_profile(cmd.user_id, cmd.expected_versions, cmd.changes,
                                          ProfileChanged.of, cmd.trace)
     # Drop the cached copy whatever happened: after a success it is stale, and after a
     # version mismatch the client will read again and must see the version that beat it.
@@ -208,9 +249,11 @@ def page_follower_ids(user_id: int, after: int | None, limit: int,
     return ids, (ids[-1] if more else None), user.followers_count
 
 
-def list_followee_ids(user_id: int, min_followers: int, limit: int, ports: Ports) -> list[int]:
+def list_followee_ids(user_id: int, min_followers: int, limit: int, ports: Ports,
+                      pulled: bool = False) -> list[int]:
     """Whom a user follows (up to `limit`), optionally only those with at least
-    `min_followers` followers (0: every followee)."""
+    `min_followers` followers (0: every followee), and with `pulled` also whoever was
+    ever a celebrity (their tweets of that time were merged at read time, not fanned out)."""
     if ports.users.by_id(user_id) is None:
         raise UserNotFound()
-    return ports.users.followee_ids(user_id, min_followers, limit)
+    return ports.users.followee_ids(user_id, min_followers, limit, pulled)

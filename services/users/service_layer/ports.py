@@ -19,8 +19,10 @@ class UserRepository(Protocol):
 
     def down_for(self) -> int: ...  # seconds before the database is tried again (0: now)
 
-    def add(self, event: UserRegistered, password_hash: str,
-            trace: Trace) -> User: ...  # raises UsernameTaken
+    def add(self, event: UserRegistered, password_hash: str, trace: Trace,
+            signup_key: str | None = None) -> User: ...  # raises UsernameTaken, SignupKeyTaken
+
+    def by_signup_key(self, key: str) -> User | None: ...
 
     def by_id(self, user_id: int) -> User | None: ...
 
@@ -30,11 +32,12 @@ class UserRepository(Protocol):
 
     def set_password_hash(self, user_id: int, password_hash: str) -> None: ...
 
-    def update_profile(self, user_id: int, expected_version: int | None,
+    def update_profile(self, user_id: int, expected_versions: frozenset[int] | None,
                        changes: dict[str, str], announce: Callable[[User], ProfileChanged],
                        trace: Trace) -> User | None:
-        """Apply `changes` if the profile is at `expected_version` (None: any) and write
-        `announce(updated)` to the outbox with it; None when no row matched."""
+        """Apply `changes` if the profile is at one of `expected_versions` (None: any),
+        checked and applied atomically, and write `announce(updated)` to the outbox with
+        it; None when no row matched."""
         ...
 
     def follow(self, event: UserFollowed, trace: Trace) -> bool: ...  # True if it changed
@@ -49,7 +52,8 @@ class UserRepository(Protocol):
 
     def follower_ids(self, user_id: int, after: int | None, limit: int) -> list[int]: ...
 
-    def followee_ids(self, user_id: int, min_followers: int, limit: int) -> list[int]: ...
+    def followee_ids(self, user_id: int, min_followers: int, limit: int,
+                     pulled: bool = False) -> list[int]: ...
 
 
 class ProfileCache(Protocol):
@@ -73,6 +77,16 @@ class PasswordHasher(Protocol):
     def dummy_hash(self) -> str: ...
 
 
+class SignInThrottle(Protocol):
+    """Failed sign-ins counted per account and per address over a window."""
+
+    def wait_for(self, username: str, client: str) -> int: ...  # seconds; 0: go ahead
+
+    def failed(self, username: str, client: str) -> None: ...
+
+    def succeeded(self, username: str) -> None: ...
+
+
 class TokenIssuer(Protocol):
     def issue(self, user_id: int, username: str) -> Session: ...
 
@@ -90,3 +104,4 @@ class Ports:
     passwords: PasswordHasher
     tokens: TokenIssuer
     ids: IdSource
+    sign_ins: SignInThrottle
