@@ -2,11 +2,11 @@
 
     python bench/fanout_e2e.py [--followers 10000] [--rounds 5] [--prefill 800]
 
-An author with N followers is an ordinary account for this run (the platform's fanout
-would treat anyone over CELEBRITY_THRESHOLD as a celebrity and write nothing), so the
-benchmark stops the platform's `fanout` process, runs the same worker code with the
-threshold above N in the same consumer group, and restarts the platform's worker at the
-end. Each round posts one tweet through nginx and watches the home timelines of the
+An author with N followers is an ordinary account for this run: it is bulk-loaded with
+no celebrity status, so timeline marks its posts for fan-out, and the benchmark also
+stops the platform's `fanout` process, runs the same worker code with the threshold above
+N in the same consumer group (events without that mark are decided by follower count),
+and restarts the platform's worker at the end. Each round posts one tweet through nginx and watches the home timelines of the
 first and the last follower (fanout pages followers in ascending id order), then checks
 that every follower holds the tweet. Printed per round and as medians:
 

@@ -197,19 +197,21 @@ class ReadConditionHeaders(RequestModel):
                     "comparison), or `*`")
 
 
+def idempotency_key(repeat: str) -> Any:
+    """The optional Idempotency-Key header (the shared rule), saying what a repeat gets."""
+    return Field(None, alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX,
+                 pattern=IDEMPOTENCY_KEY_PATTERN, description=repeat)
+
+
 class SignupIdempotencyHeader(RequestModel):
-    idempotency_key: Optional[str] = Field(
-        None, alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX,
-        pattern=IDEMPOTENCY_KEY_PATTERN,
-        description="Repeat a sign-up with the same key (and username) to get the same "
-                    "account back instead of a 409")
+    idempotency_key: Optional[str] = idempotency_key(
+        "Repeat a sign-up with the same key (and username) to get the same account back "
+        "instead of a 409")
 
 
 class IdempotencyHeader(RequestModel):
-    idempotency_key: Optional[str] = Field(
-        None, alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX,
-        pattern=IDEMPOTENCY_KEY_PATTERN,
-        description="Repeat a post with the same key to get the same tweet back")
+    idempotency_key: Optional[str] = idempotency_key(
+        "Repeat a post with the same key to get the same tweet back")
 
 
 # ----------------------------------------------------------------------------- responses
