@@ -1,12 +1,28 @@
-"""Fixtures of the timeline integration tests: its config, its store clients and a stand-in
-users service."""
+"""Fixtures of the integration tests: the users app on the real stores; timeline's config,
+its store clients and a stand-in users service."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 
 from timeline import config as timeline_config
+from users import config as users_config
+from users.entrypoints.app import create_app as create_users_app
 from timeline.adapters import cassandra_store, redis_store
+
+
+@pytest.fixture(scope="module")
+def users_app():
+    """The users app on the test profile's real Postgres and Redis; argon2 made cheap so
+    the tests can register many users quickly."""
+    cfg = dataclasses.replace(users_config.load(), argon2_time_cost=1, argon2_memory_kib=8192,
+                              argon2_parallelism=1, pg_pool_max=12)
+    assert cfg.stores.pg_database == "murmur_test", "run with MURMUR_PROFILE=test"
+    application = create_users_app(cfg)
+    yield application
+    application.extensions["users"].close()
 
 
 class FakeFollowees:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 import uuid
@@ -14,32 +13,19 @@ import pytest
 from common import config as common_config
 from common import jwks, topics
 from common.events import Event
-from users import config as users_config
 from users.adapters.redis_cache import TOMBSTONE, profile_key
-from users.entrypoints.app import create_app
 
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture(scope="module")
-def app():
-    # Real stores; argon2 made cheap so the tests can register many users quickly.
-    cfg = dataclasses.replace(users_config.load(), argon2_time_cost=1, argon2_memory_kib=8192,
-                              argon2_parallelism=1, pg_pool_max=12)
-    assert cfg.stores.pg_database == "murmur_test", "run with MURMUR_PROFILE=test"
-    application = create_app(cfg)
-    yield application
-    application.extensions["users"].close()
+@pytest.fixture
+def client(users_app):
+    return users_app.test_client()
 
 
 @pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
-def wiring(app):
-    return app.extensions["users"]
+def wiring(users_app):
+    return users_app.extensions["users"]
 
 
 def unique(prefix: str = "u") -> str:
@@ -344,7 +330,7 @@ def test_a_change_whose_event_cannot_be_written_is_not_made(client, wiring, monk
     assert len(user_events(wiring, user)) == 1
 
 
-def test_concurrent_follows_and_unfollows_leave_exact_counts(app, client, wiring):
+def test_concurrent_follows_and_unfollows_leave_exact_counts(users_app, client, wiring):
     users = [register(client) for _ in range(12)]
     pairs = [(a, b) for a in users for b in users if a is not b]
     rng = random.Random(7)
@@ -355,7 +341,7 @@ def test_concurrent_follows_and_unfollows_leave_exact_counts(app, client, wiring
 
     def run(item):
         action, a, b = item
-        return action(app.test_client(), a, b).status_code
+        return action(users_app.test_client(), a, b).status_code
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         statuses = list(pool.map(run, work))
@@ -375,11 +361,11 @@ def test_concurrent_follows_and_unfollows_leave_exact_counts(app, client, wiring
         assert counts(client, user) == (real[3], real[4])
 
 
-def test_many_followers_of_one_user_all_count(app, client):
+def test_many_followers_of_one_user_all_count(users_app, client):
     star = register(client)
     fans = [register(client) for _ in range(30)]
     with ThreadPoolExecutor(max_workers=10) as pool:
-        statuses = list(pool.map(lambda f: follow(app.test_client(), f, star).status_code,
+        statuses = list(pool.map(lambda f: follow(users_app.test_client(), f, star).status_code,
                                  fans * 2))
     assert set(statuses) == {204}, statuses
     assert counts(client, star) == (30, 0)
@@ -475,7 +461,7 @@ def test_followee_ids_without_a_minimum_list_every_followee_up_to_the_limit(clie
     assert client.get(f"{path}?limit=10001").status_code == 422
 
 
-def test_the_redis_pool_is_bounded_by_the_setting(app, wiring):
+def test_the_redis_pool_is_bounded_by_the_setting(users_app, wiring):
     pool = wiring.ports.profiles.client.connection_pool
     assert pool.max_connections == wiring.config.redis_pool_max
     assert pool.timeout == wiring.config.redis_pool_timeout

@@ -4,7 +4,6 @@ home-timeline read merges include whoever was ever a celebrity."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import uuid
 
@@ -12,30 +11,18 @@ import pytest
 
 from common import events, topics
 from common.events import Event
-from users import config as users_config
-from users.entrypoints.app import create_app
 
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture(scope="module")
-def app():
-    cfg = dataclasses.replace(users_config.load(), argon2_time_cost=1, argon2_memory_kib=8192,
-                              argon2_parallelism=1)
-    assert cfg.stores.pg_database == "murmur_test", "run with MURMUR_PROFILE=test"
-    application = create_app(cfg)
-    yield application
-    application.extensions["users"].close()
+@pytest.fixture
+def client(users_app):
+    return users_app.test_client()
 
 
 @pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
-def wiring(app):
-    return app.extensions["users"]
+def wiring(users_app):
+    return users_app.extensions["users"]
 
 
 def register(client) -> dict:

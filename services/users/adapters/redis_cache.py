@@ -93,6 +93,19 @@ def redis_breaker(*, fail_max: int = 5, reset_timeout: float = 10.0,
     return Breaker(name, fail_max=fail_max, reset_timeout=reset_timeout, exclude=[_answered])
 
 
+def guarded(breaker: Breaker, command: Callable[[], T], default: T,
+            on_failure: Callable[[redis.RedisError], None]) -> T:
+    """`command` through the Redis breaker; `default` when Redis failed (`on_failure` is
+    told) or was skipped because it failed moments ago."""
+    try:
+        return breaker.call(command)
+    except CircuitBreakerError:
+        return default
+    except redis.RedisError as exc:
+        on_failure(exc)
+        return default
+
+
 class RedisProfileCache:
     """The ProfileCache on a redis-py client, behind a circuit breaker."""
 
@@ -104,14 +117,9 @@ class RedisProfileCache:
         self.breaker = breaker or redis_breaker()
 
     def _call(self, what: str, command: Callable[[], T], default: T) -> T:
-        """`command` through the breaker; `default` when Redis failed or is skipped."""
-        try:
-            return self.breaker.call(command)
-        except CircuitBreakerError:
-            return default  # Redis failed moments ago: skip it, as a miss, without trying
-        except redis.RedisError as exc:
-            log.warning("profile cache %s failed: %s", what, exc)
-            return default
+        """`command` through the breaker; `default` (a miss) when Redis failed or is skipped."""
+        return guarded(self.breaker, command, default,
+                       lambda exc: log.warning("profile cache %s failed: %s", what, exc))
 
     def get(self, user_id: int) -> User | None:
         """The cached profile, or None on a miss (or when Redis fails)."""

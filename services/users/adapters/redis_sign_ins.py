@@ -17,7 +17,8 @@ from typing import Callable, TypeVar
 
 import redis
 
-from common.resilience import Breaker, CircuitBreakerError
+from common.resilience import Breaker
+from users.adapters.redis_cache import guarded
 
 log = logging.getLogger("murmur.users.sign_ins")
 T = TypeVar("T")
@@ -49,13 +50,8 @@ class RedisSignInThrottle:
         return keys
 
     def _call(self, what: str, command: Callable[[], T], default: T) -> T:
-        try:
-            return self.breaker.call(command)
-        except CircuitBreakerError:
-            return default
-        except redis.RedisError as exc:
-            log.warning("sign-in throttle %s failed, not throttling: %s", what, exc)
-            return default
+        return guarded(self.breaker, command, default, lambda exc: log.warning(
+            "sign-in throttle %s failed, not throttling: %s", what, exc))
 
     def wait_for(self, username: str, client: str) -> int:
         """Seconds until this account and address may try again (0: now)."""
