@@ -71,6 +71,22 @@ def sign_up(api: str, prefix: str) -> Member:
     return Member(resp.json()["id"], username, sign_in(api, username))
 
 
+def wait_until_known(api: str, member: Member, deadline: float = 60.0) -> None:
+    """Poll until the member's tweets answer 200: timeline learns of a new account from
+    its `UserRegistered` event, so for a moment after sign-up the list is a 404."""
+    end = time.monotonic() + deadline
+    while True:
+        resp = _patient(lambda: requests.get(f"{api}/users/{member.username}/tweets",
+                                             timeout=10),
+                        f"reading {member.username}'s tweets")
+        if resp.status_code == 200:
+            return
+        if time.monotonic() > end:
+            raise AssertionError(f"{member.username}'s tweets still answer "
+                                 f"{resp.status_code} {deadline:.0f}s after sign-up")
+        time.sleep(0.2)
+
+
 def follow(api: str, follower: Member, followee: Member) -> None:
     resp = _patient(lambda: requests.put(f"{api}/users/me/following/{followee.username}",
                                          headers=follower.auth, timeout=10),

@@ -67,6 +67,7 @@ def prober(run: Run) -> client.Member:
     if saved:
         return client.member(saved)
     made = client.sign_up(run.api, "chaos_probe")
+    client.wait_until_known(run.api, made)
     context.update_state(run, prober=made.as_dict())
     return made
 
