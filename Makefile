@@ -18,12 +18,12 @@ PYTEST  := MURMUR_PROFILE=test $(PY) -m pytest
 .PHONY: help install up down status logs start stop restart reload rolling-restart rotate-keys \
         toxic cut heal \
         toxics clean bootstrap test test-unit test-integration test-platform test-e2e \
-        test-fault test-up seed bench api-docs api-fuzz trace redrive
+        test-fault test-up seed bench api-docs api-fuzz trace redrive urls
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: ## Install what is missing (apt packages, .venv, Kafka/Cassandra jars, Toxiproxy)
+install: ## Install what is missing (apt packages, .venv, Kafka/Cassandra/Zipkin jars, Toxiproxy, VictoriaMetrics)
 	@bash local/install.sh
 
 up: install ## Start Murmur (every store and service) and wait until all are ready
@@ -87,8 +87,11 @@ redrive: ## Replay fanout's dead letters that can be processed now, each once (D
 	@MURMUR_PROFILE=$(PROFILE) PYTHONPATH=services $(PY) -m fanout.entrypoints.redrive \
 		$(if $(DRY_RUN),--dry-run) $(if $(FROM_BEGINNING),--from-beginning)
 
-trace: ## Print one trace as a tree (ID=<trace id>; default: the latest that reached fanout)
-	@MURMUR_PROFILE=$(PROFILE) $(PY) local/trace_tree.py $(if $(ID),--id $(ID))
+urls: ## Every address to open for PROFILE, one per line as `name url` (API, web, traces, metrics, ...)
+	@$(STACK) --profile $(PROFILE) urls
+
+trace: ## Print one trace as a tree (ID=<trace id>, default the latest that reached fanout; SOURCE=zipkin|file)
+	@MURMUR_PROFILE=$(PROFILE) $(PY) local/trace_tree.py $(if $(ID),--id $(ID)) $(if $(SOURCE),--source $(SOURCE))
 
 api-docs: ## Regenerate docs/api-reference.md from the gateway's OpenAPI document
 	@PYTHONPATH=services $(PY) -m gateway.entrypoints.apidoc > docs/api-reference.md
@@ -106,7 +109,7 @@ clean: ## Stop everything and delete all local data (asks unless FORCE=1)
 test-up: install ## Bring up the stores and the test profile's services
 	@$(STACK) --profile test up
 
-test: test-up ## Run every test layer against the real servers, the Kubernetes layer last
+test: test-up browser-install ## Run every test layer against the real servers, the Kubernetes layer last
 	@$(PYTEST) tests --ignore=tests/k8s
 	@$(MAKE) --no-print-directory test-k8s
 

@@ -1,6 +1,8 @@
 """Home-timeline reads through nginx → gateway → timeline, beside a one-hop baseline.
 
     python bench/reads.py [--concurrency 16] [--duration 15]
+    python bench/reads.py --exporters none,file,zipkin
+
 
 Lifts nginx's per-client rate limit for the run (one load generator is one client) and
 restores it afterwards. Sets up a reader who follows ten authors with fifty tweets between
@@ -9,6 +11,13 @@ gateway's worker settings, then drives both with wrk at the same fixed concurren
 prints requests/s, p50 and p99 for each, the ratio of the real path to the baseline
 (target ≥ 60 %), p99/p50 of the real path (target ≤ 3), and the CPU each process spent per
 request, which explains the ratio on a machine where every hop shares the same cores.
+
+With `--exporters`, it measures what exporting every span costs instead: the profile's
+services are brought up once per exporter (`OTEL_TRACES_EXPORTER=<x> make up`, which
+restarts them), the real path is driven the same way each time, and it prints the CPU
+seconds per request of the serving processes (gateway, timeline) for each exporter, as a
+ratio against the first one (`none`: the SDK records spans and drops them), plus the
+Zipkin server's own CPU per request. The profile's recorded settings are put back after.
 Figures only: nothing here asserts a time.
 """
 
@@ -147,17 +156,60 @@ def wrk(url: str, headers: dict[str, str], concurrency: int, duration: int) -> d
             "errors": int(errors.group(1)) if errors else 0}
 
 
+def compare_exporters(exporters: list[str], token: str, args: argparse.Namespace) -> int:
+    """CPU per request of the serving processes with each span exporter, in one run."""
+    profile = config.profile().name
+    recorded = stackctl.service_settings(profile)
+    url = f"{api()}/timeline?limit={args.limit}"
+    headers = {"Authorization": f"Bearer {token}"}
+    results: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
+    set_rate_limit(1_000_000)
+    try:
+        for exporter in exporters:
+            print(f"  OTEL_TRACES_EXPORTER={exporter} make up (restarts the services) ...",
+                  flush=True)
+            stack_up(profile, OTEL_TRACES_EXPORTER=exporter, MURMUR_RATE_LIMIT="1000000")
+            platform = platform_pids()
+            groups = {"gateway": platform["gateway"], "timeline": platform["timeline"],
+                      "zipkin": [p for p in [stackctl.process_info("zipkin")["pid"]] if p]}
+            wrk(url, headers, args.concurrency, 3)  # warm pools, caches and the exporter
+            results[exporter] = cpu_per_request(
+                groups, lambda: wrk(url, headers, args.concurrency, args.duration))
+    finally:
+        # The recorded settings as they were (an empty value removes one).
+        restore = {"OTEL_TRACES_EXPORTER": recorded.get("OTEL_TRACES_EXPORTER", "")}
+        stack_up(profile, **restore)
+        set_rate_limit(None)
+
+    base = exporters[0]
+    serving = {e: cpu["gateway"] + cpu["timeline"] for e, (_, cpu) in results.items()}
+    print(f"\nspan export cost: home timeline through nginx, limit={args.limit}, concurrency "
+          f"{args.concurrency}, {args.duration}s per exporter (wrk, 2 threads)")
+    print(f"{'exporter':<10}{'req/s':>9}{'gateway':>10}{'timeline':>10}{'serving':>10}"
+          f"{'vs ' + base:>10}{'zipkin srv':>12}   (CPU ms per request)")
+    for exporter, (run, cpu) in results.items():
+        print(f"{exporter:<10}{run['rps']:>9.0f}{cpu['gateway']:>10.2f}{cpu['timeline']:>10.2f}"
+              f"{serving[exporter]:>10.2f}{serving[exporter] / serving[base]:>9.2f}x"
+              f"{cpu['zipkin']:>12.2f}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--limit", type=int, default=20)
+    parser.add_argument("--exporters", help="compare span exporters instead, e.g. "
+                                            "none,file,zipkin (the first is the baseline)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: `apt-get install wrk` (make bench does it)")
 
     print(f"profile {config.profile().name}: setting up a reader with a full page ...")
     reader_id, token = set_up_reader(authors=10, tweets_each=5, limit=args.limit)
+    if args.exporters:
+        return compare_exporters([e.strip() for e in args.exporters.split(",") if e.strip()],
+                                 token, args)
     # One load generator is one client: lift the per-client rate limit for the run, or
     # nginx answers most requests with a fast 429 and the figures mean nothing.
     set_rate_limit(1_000_000)

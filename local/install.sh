@@ -2,8 +2,9 @@
 # Install what the local platform needs, skipping whatever is already there:
 #   - PostgreSQL, Redis, nginx (and a JDK 17, Maven, Go if missing) from Debian packages
 #   - the pinned Python dependencies into .venv
-#   - Apache Kafka and Apache Cassandra as jars resolved from Maven Central (local/jvm/*/pom.xml)
-#   - Toxiproxy via `go install`
+#   - Apache Kafka, Apache Cassandra and the Zipkin server as jars resolved from Maven Central
+#     (local/jvm/*/pom.xml)
+#   - Toxiproxy, VictoriaMetrics (single-node) and vmalert via `go install`
 # Downloads are cached under .cache/ (git-ignored); a second run downloads nothing.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ CACHE="${MURMUR_CACHE:-$REPO/.cache}"
 VENV="${MURMUR_VENV:-$REPO/.venv}"
 PYTHON="${PYTHON:-python3}"
 TOXIPROXY_VERSION="v2.12.0"
+VICTORIAMETRICS_VERSION="v1.151.0"
 
 step() { printf '  install %-12s %s\n' "$1" "$2"; }
 sha() { cat "$@" | sha256sum | cut -c1-16; }
@@ -56,8 +58,8 @@ else
   echo "$want" >"$VENV/.requirements"
 fi
 
-# --- Kafka and Cassandra jars from Maven Central ----------------------------------------
-for server in kafka cassandra; do
+# --- Kafka, Cassandra and Zipkin jars from Maven Central ----------------------------------------
+for server in kafka cassandra zipkin; do
   pom="$REPO/local/jvm/$server/pom.xml"
   dest="$CACHE/jars/$server"
   want="$(sha "$pom")"
@@ -72,18 +74,38 @@ for server in kafka cassandra; do
   echo "$want" >"$dest/.pom"
 done
 
-# --- Toxiproxy ---------------------------------------------------------------------------
-if [ -x "$CACHE/bin/toxiproxy-server" ] && [ "$(cat "$CACHE/bin/.toxiproxy" 2>/dev/null)" = "$TOXIPROXY_VERSION" ]; then
-  step toxiproxy "$TOXIPROXY_VERSION: present"
-else
-  step toxiproxy "go install $TOXIPROXY_VERSION"
+# --- Tools built from the Go module proxy -------------------------------------------------
+# go_tool <step> <stamp> <version> <binary=package>...: `go install` each package at the
+# version into .cache/bin under the binary's name, unless the stamp says that version is
+# there already.
+go_tool() {
+  local name="$1" stamp="$CACHE/bin/.$2" version="$3"; shift 3
+  local pair present=1
+  for pair in "$@"; do [ -x "$CACHE/bin/${pair%%=*}" ] || present=0; done
+  if [ "$present" = 1 ] && [ "$(cat "$stamp" 2>/dev/null)" = "$version" ]; then
+    step "$name" "$version: present"
+    return
+  fi
+  step "$name" "go install $version"
   export PATH="$PATH:/usr/local/go/bin"
-  gobin="$CACHE/go/bin"
+  local gobin="$CACHE/go/bin" started=$SECONDS packages=()
   mkdir -p "$gobin" "$CACHE/bin"
+  for pair in "$@"; do packages+=("${pair#*=}@$version"); done
   GOBIN="$gobin" GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOFLAGS=-modcacherw \
-    go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION" \
-               "github.com/Shopify/toxiproxy/v2/cmd/cli@$TOXIPROXY_VERSION"
-  mv "$gobin/server" "$CACHE/bin/toxiproxy-server"
-  mv "$gobin/cli" "$CACHE/bin/toxiproxy-cli"
-  echo "$TOXIPROXY_VERSION" >"$CACHE/bin/.toxiproxy"
-fi
+    go install "${packages[@]}"
+  for pair in "$@"; do
+    local package="${pair#*=}"
+    mv "$gobin/${package##*/}" "$CACHE/bin/${pair%%=*}"
+  done
+  echo "$version" >"$stamp"
+  step "$name" "built in $((SECONDS - started))s"
+}
+
+go_tool toxiproxy toxiproxy "$TOXIPROXY_VERSION" \
+  toxiproxy-server=github.com/Shopify/toxiproxy/v2/cmd/server \
+  toxiproxy-cli=github.com/Shopify/toxiproxy/v2/cmd/cli
+# The time-series server and its rule evaluator (docs/observability.md): about a minute
+# cold on two cores; the vmui web UI is inside the binary.
+go_tool metrics victoriametrics "$VICTORIAMETRICS_VERSION" \
+  victoria-metrics=github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics \
+  vmalert=github.com/VictoriaMetrics/VictoriaMetrics/app/vmalert

@@ -11,3 +11,8 @@ chart-lint: ## helm lint --strict the chart with its defaults, the HA and the lo
 chart-docs: ## Regenerate the chart README's Parameters table from the @param comments
 	@npx --yes @bitnami/readme-generator-for-helm@2.7.2 \
 	  -v helm/murmur/values.yaml -r helm/murmur/README.md | grep -v '^Skipping check'
+
+.PHONY: dashboards
+
+dashboards: ## Regenerate the dashboards (vmui, Grafana) and the chart's copy of the rules from observability/
+	@$(PY) observability/dashboards.py

@@ -1,14 +1,16 @@
 """Run Murmur's local platform: the real stores and the services under supervisord.
 
 Usage: python local/stackctl [--profile dev|test] COMMAND [ARGS]
-  up | down | status | bootstrap | prepare | logs [NAME]
+  up | down | status | bootstrap | prepare | logs [NAME] | urls
   start NAME | stop NAME | restart NAME | reload NAME | rolling-restart | rotate-keys
   toxic add DEP latency|timeout|reset [MS] | toxic cut DEP | toxic heal [DEP] | toxic list
 
-Components are supervisord programs. `up` renders every config into the data folder,
-prepares first-start state (initdb, Kafka storage format, secrets), starts what is not
-running, waits for each component to answer a real query, then creates what the services
-need (database + migrations, keyspace + tables, topics). Every step is idempotent.
+Components are supervisord programs: the stores, Toxiproxy, the observability servers
+(Zipkin, VictoriaMetrics, vmalert), and each profile's services and nginx. `up` renders
+every config into the data folder, prepares first-start state (initdb, Kafka storage
+format, secrets), starts what is not running, waits for each component to answer a real
+query, then creates what the services need (database + migrations, keyspace + tables,
+topics), and prints where to go (`urls`). Every step is idempotent.
 
 The services reach each store through a Toxiproxy proxy of their profile's own (unless
 `MURMUR_TOXIPROXY=0` when the profile is brought up), so `toxic` can add latency, timeouts
@@ -20,6 +22,8 @@ The package, one module per job:
   settings     what a profile's last `up` recorded (the Toxiproxy switch, OTEL_*, ...)
   components   the component table (stores, Toxiproxy, each profile's services and nginx)
                and the configuration files rendered for them
+  observability  Zipkin, VictoriaMetrics and vmalert, and the scrape configuration
+  urls         every address a person opens (`make urls`, the end of `up`)
   readiness    each component's readiness check, and waiting for them
   supervisord  supervisord's configuration, start and XML-RPC control
   preparation  the stores' set-up: first-start state, migrations, keyspace, topics

@@ -16,9 +16,10 @@ from .lifecycle import cmd_down, cmd_logs, cmd_restart, cmd_start, cmd_status, c
 from .lifecycle import prepare
 from .preparation import run_bootstrap
 from .rolling import cmd_reload, cmd_rolling_restart
+from .urls import cmd_urls
 
 COMMANDS = ["up", "down", "status", "start", "stop", "restart", "reload", "rolling-restart",
-            "logs", "toxic", "bootstrap", "prepare", "rotate-keys"]
+            "logs", "toxic", "bootstrap", "prepare", "rotate-keys", "urls"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         "prepare": lambda: prepare(components()),
         "bootstrap": lambda: run_bootstrap(args.profile),
         "rotate-keys": lambda: cmd_rotate_keys(args.profile),
+        "urls": lambda: cmd_urls(args.profile),
     }
     commands[args.command]()
     return 0

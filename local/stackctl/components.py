@@ -14,7 +14,7 @@ from typing import Callable
 
 from common import config
 
-from . import preparation, readiness
+from . import observability, preparation, readiness
 from .layout import HOST, offset, paths, ports, prefix, venv_bin, write_if_changed
 from .proxy_table import all_proxies, kafka_listener, populate_proxies, proxies, proxies_of
 from .settings import service_settings, toxiproxy_switch
@@ -121,7 +121,7 @@ def jamm_agent() -> str:
 
 
 def store_components() -> list[Component]:
-    """The servers both profiles share: the stores and Toxiproxy."""
+    """The servers both profiles share: the stores, Toxiproxy and the observability servers."""
     p, port = paths(), ports()
     home, etc, log, run, jars = p.home, p.etc, p.log, p.run, p.cache / "jars"
     java = preparation.java()
@@ -175,6 +175,24 @@ def store_components() -> list[Component]:
             f"-config {etc}/toxiproxy.json",
             port.toxiproxy, readiness.ready_toxiproxy, timeout=20, configure=populate_proxies,
         ),
+        *observability_components(java),
+    ]
+
+
+def observability_components(java: str) -> list[Component]:
+    """Zipkin, VictoriaMetrics and vmalert (local/stackctl/observability.py)."""
+    port = ports()
+    zipkin_command, zipkin_env = observability.zipkin_command(java)
+    return [
+        Component("zipkin", zipkin_command, port.zipkin, observability.ready_zipkin,
+                  timeout=90, environment=zipkin_env, startsecs=2,
+                  prepare=observability.prepare_observability),
+        Component("victoriametrics", observability.victoriametrics_command(),
+                  port.victoriametrics, observability.ready_victoriametrics, timeout=30,
+                  stopsignal="INT", prepare=observability.prepare_observability),
+        Component("vmalert", observability.vmalert_command(), port.vmalert,
+                  observability.ready_vmalert, timeout=30,
+                  prepare=observability.prepare_observability),
     ]
 
 
@@ -193,6 +211,8 @@ def service_components(profile: str) -> list[Component]:
         # environment and supervisord restarts it with the new one.
         env.update({p.env: str(p.listen if proxied else p.direct)
                     for p in proxies_of(profile, svc.name)})
+        # Spans go to the local Zipkin unless this profile's `up` was given other OTEL_*.
+        env.update(observability.tracing_defaults())
         env.update(settings)
         svc_port = service_port(svc.port_key, profile)
         env["MURMUR_PORT"] = str(svc_port)
@@ -293,6 +313,7 @@ def render_configs() -> set[Path]:
         CASSANDRA_PORT=port.cassandra, CASSANDRA_STORAGE_PORT=port.cassandra_storage))
     note(etc / "cassandra-logback.xml",
          render("cassandra-logback.xml.tmpl", etc / "cassandra-logback.xml"))
+    note(*observability.render_scrape_config())
     definitions = [proxy.definition() for proxy in all_proxies()]
     note(etc / "toxiproxy.json",
          write_if_changed(etc / "toxiproxy.json", json.dumps(definitions, indent=2) + "\n"))

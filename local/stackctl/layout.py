@@ -67,6 +67,9 @@ class Ports:
     cassandra_jmx: int
     toxiproxy: int
     nginx_status: int  # the dev profile's nginx status page (test: + offset)
+    zipkin: int  # the trace viewer (its API, UI and span collector)
+    victoriametrics: int  # the time-series server (Prometheus API, vmui)
+    vmalert: int  # the rule evaluator (recording and alerting rules, its UI)
 
 
 def ports() -> Ports:
@@ -81,6 +84,9 @@ def ports() -> Ports:
         cassandra_jmx=_port("CASSANDRA_JMX", 17199),
         toxiproxy=_port("TOXIPROXY", 18474),
         nginx_status=_port("NGINX_STATUS", 18080),
+        zipkin=_port("ZIPKIN", 19411),
+        victoriametrics=_port("VICTORIAMETRICS", 18428),
+        vmalert=_port("VMALERT", 18880),
     )
 
 

@@ -7,9 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import config
-
-from . import preparation
+from . import preparation, urls
 from .components import Component, component, components, render_configs, stores_and_tier
 from .layout import paths, prefix, write_if_changed
 from .readiness import wait_port_closed, wait_ready
@@ -90,10 +88,9 @@ def cmd_up(profile: str) -> None:
     running = {c.name for c in tier if process_info(c.name)["statename"] == "RUNNING"}
     start(tier)
     reload_changed_nginx(profile, running, changed)
-    prof = config.PROFILES[profile]
     print(f"\nMurmur is up in {time.monotonic() - t0:.1f}s.")
-    print(f"  API      http://localhost:{prof.http_port}/api/v1")
-    print("  status   make status    logs  make logs [SERVICE=x]    stop  make down")
+    print("\n".join(urls.lines(profile, indent="  ")))
+    print("  status: make status    logs: make logs [SERVICE=x]    stop: make down")
 
 
 def reload_changed_nginx(profile: str, running: set[str], changed: set[Path]) -> None:

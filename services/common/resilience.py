@@ -149,8 +149,10 @@ def retrying(dependency: str, operation: str, *, attempts: int = 3, base: float 
         return (isinstance(exc, on) and (when is None or when(exc))
                 and not isinstance(exc, (pybreaker.CircuitBreakerError, DeadlineExceeded)))
 
+    retries = RETRIES.labels(dependency, operation)  # exported at 0 before the first retry
+
     def count(_state: tenacity.RetryCallState) -> None:
-        RETRIES.labels(dependency, operation).inc()
+        retries.inc()
 
     return tenacity.Retrying(
         stop=tenacity.stop_after_attempt(attempts) | _stop_at_deadline,
@@ -204,6 +206,11 @@ class Breaker(pybreaker.CircuitBreaker):
         # A chaos experiment's "breaker off" switch: every call goes through, none is counted.
         self._disabled = "breakers" in config.disabled_safeguards()
         BREAKER_STATE.labels(name).set(0)
+        # The counters exist at 0 from the start, so "no rejection yet" is a zero on a
+        # dashboard, not a missing series.
+        BREAKER_REJECTIONS.labels(name)
+        for state in BREAKER_STATES:
+            BREAKER_TRANSITIONS.labels(name, state)
 
     def open(self) -> bool:
         """Open the circuit; it half-opens by itself once `reset_timeout` has passed."""

@@ -22,10 +22,11 @@ gunicorn (without `preload_app`) calls the app factory, and so `common.web.creat
 in each worker after the fork, and the other processes call `setup` from their `main`.
 
 The standard variables apply: OTEL_SDK_DISABLED, OTEL_SERVICE_NAME (default: the service
-name), OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_EXPORTER (default `file`; also `console`,
-`none`, or any exporter installed under the `opentelemetry_traces_exporter` entry point,
-e.g. `otlp`), OTEL_TRACES_SAMPLER(_ARG), OTEL_PROPAGATORS, OTEL_BSP_* (the schedule delay
-defaults to 500 ms here instead of 5 s, so a trace is readable a moment after it ends) and
+name), OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_EXPORTER (default `file`; the local platform
+sets `zipkin`, which posts to OTEL_EXPORTER_ZIPKIN_ENDPOINT; also `console`, `none`, or any
+exporter installed under the `opentelemetry_traces_exporter` entry point, e.g. `otlp`),
+OTEL_TRACES_SAMPLER(_ARG), OTEL_PROPAGATORS, OTEL_BSP_* (the schedule delay defaults to
+500 ms here instead of 5 s, so a trace is readable a moment after it ends) and
 OTEL_PYTHON_FLASK_EXCLUDED_URLS (default: the probe and metrics endpoints).
 
 The `file` exporter appends one JSON object per span to
@@ -41,6 +42,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -56,6 +58,10 @@ TRACER_NAME = "murmur"
 DEFAULT_SCHEDULE_DELAY_MS = 500
 DEFAULT_EXCLUDED_URLS = "healthz,readyz,metrics"
 DEFAULT_FILE_MAX_BYTES = 256 * 1024 * 1024
+# OTEL_TRACES_EXPORTER's standard names, and the entry points the pinned packages register
+# under them (`zipkin_json`, and OTLP over HTTP as `otlp_proto_http`).
+EXPORTER_ALIASES = {"zipkin": "zipkin_json", "otlp": "otlp_proto_http"}
+EXPORT_WARNING_INTERVAL = 60.0  # seconds between two warnings that spans cannot be exported
 
 _PATCHED = "__murmur_traced__"  # marks a function this module wrapped
 
@@ -149,10 +155,49 @@ def make_exporter(service: str) -> Any:
         return ConsoleSpanExporter()
     from opentelemetry.util._importlib_metadata import entry_points
 
-    found = list(entry_points(group="opentelemetry_traces_exporter", name=name))
+    found = list(entry_points(group="opentelemetry_traces_exporter",
+                              name=EXPORTER_ALIASES.get(name, name)))
     if not found:
         raise RuntimeError(f"OTEL_TRACES_EXPORTER={name!r}: no such exporter is installed")
-    return found[0].load()()
+    return TolerantExporter(found[0].load()(), name)
+
+
+class TolerantExporter:
+    """Wraps a network exporter so that a collector that is down costs one warning a minute.
+
+    The batch processor logs every failed export with its stack trace, twice a second here;
+    a stopped trace viewer must not bury a service's own log lines, nor stop its work.
+    """
+
+    def __init__(self, delegate: Any, name: str, clock: Any = None) -> None:
+        self.delegate = delegate
+        self.name = name
+        self._clock = clock or time.monotonic
+        self._warned_at: float | None = None
+        self.failures = 0
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        """Export through the delegate; FAILURE (and a rare warning) when it raises."""
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        try:
+            return self.delegate.export(spans)
+        except Exception as exc:  # noqa: BLE001 - any transport error: the spans are lost
+            self.failures += 1
+            now = self._clock()
+            if self._warned_at is None or now - self._warned_at >= EXPORT_WARNING_INTERVAL:
+                self._warned_at = now
+                log.warning("cannot export spans to %s (%s); %d batches lost so far",
+                            self.name, type(exc).__name__, self.failures)
+            return SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        """Shut the delegate down."""
+        self.delegate.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flush the delegate."""
+        return self.delegate.force_flush(timeout_millis)
 
 
 def shutdown() -> None:

@@ -45,6 +45,14 @@ LATENCY = Histogram("murmur_http_request_duration_seconds", "HTTP request durati
                     ["service", "method", "route"],
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 
+# Answers served from a fallback (`Murmur-Degraded: <reason>[, <reason>]`). The reasons are a
+# fixed set in the services' code (a peer's are passed on by the gateway), so the label is
+# bounded.
+DEGRADED_ANSWERS = Counter("murmur_degraded_responses_total",
+                           "Answers served from a fallback, by route and reason",
+                           ["service", "route", "reason"])
+DEGRADED_HEADER = "Murmur-Degraded"
+
 ReadinessCheck = Callable[[], None]  # raises when the dependency does not answer
 
 # No Murmur body nests deeper than a few levels; Python's parser recurses once per level
@@ -148,6 +156,9 @@ def create_base_app(service: str, checks: dict[str, ReadinessCheck] | None = Non
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         REQUESTS.labels(service, request.method, route, str(resp.status_code)).inc()
         LATENCY.labels(service, request.method, route).observe(elapsed)
+        for reason in filter(None, (r.strip() for r in
+                                    resp.headers.get(DEGRADED_HEADER, "").split(","))):
+            DEGRADED_ANSWERS.labels(service, route, reason).inc()
         if "request_id" in g:
             resp.headers["X-Request-ID"] = g.request_id
         return resp

@@ -6,13 +6,14 @@ from common import jwks
 from common.client import HttpClient
 from common.service import Overrides, Service
 
+from gateway.adapters.status import HttpStatusSources
 from gateway.adapters.timeline import TimelineClient
 from gateway.adapters.tokens import TokenVerifier
 from gateway.adapters.users import UsersClient
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, status_sources
 from gateway.service_layer.ports import Ports
 
-OVERRIDABLE = {"users", "timeline", "tokens"}
+OVERRIDABLE = {"users", "timeline", "tokens", "status"}
 
 
 def token_verifier(config: GatewayConfig) -> TokenVerifier:
@@ -26,7 +27,8 @@ def token_verifier(config: GatewayConfig) -> TokenVerifier:
 
 def bootstrap(config: GatewayConfig | None = None,
               **overrides: object) -> Service[GatewayConfig, Ports]:
-    """The wired gateway; pass `users=`, `timeline=` or `tokens=` to replace an adapter."""
+    """The wired gateway; pass `users=`, `timeline=`, `tokens=` or `status=` to replace an
+    adapter."""
     config = config or GatewayConfig.load()
     given = Overrides(OVERRIDABLE, overrides)
     closers: list = []
@@ -41,5 +43,9 @@ def bootstrap(config: GatewayConfig | None = None,
     if callable(key_set):
         # Not ready until users' public keys can be read: no token could be checked.
         checks["jwt_public_keys"] = key_set
-    return Service("gateway", config, Ports(users=users, timeline=timeline, tokens=tokens),
+    status = given.get("status", lambda: HttpStatusSources(
+        {name: config.status_urls[name] for name in status_sources(config.status_sources)},
+        timeout=config.status_timeout, own_checks=checks), closers)
+    return Service("gateway", config, Ports(users=users, timeline=timeline, tokens=tokens,
+                                            status=status),
                    checks=checks, closers=closers)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import config, jwks
-from common.config import Settings, loaded, setting
+from common.config import Settings, computed, loaded, setting
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,30 @@ class DownstreamConfig(config.PeerConfig, Settings):
                                 doc="first backoff between tries (s)")
     retry_cap: float = setting("GATEWAY_RETRY_CAP", 0.5, parse=float,
                                doc="longest backoff between tries (s)")
+
+
+# The processes the status summary reads (gateway.domain.status.SOURCES), by their name.
+STATUS_PROCESSES = ("users", "timeline", "fanout", "users-relay", "timeline-relay",
+                    "timeline-authors")
+
+
+def status_sources(names: tuple[str, ...]) -> tuple[str, ...]:
+    """`names` (GATEWAY_STATUS_SOURCES) if each is a process the summary can read;
+    SettingError, naming the variable, otherwise."""
+    unknown = sorted(set(names) - set(STATUS_PROCESSES))
+    if unknown:
+        raise config.SettingError(f"GATEWAY_STATUS_SOURCES={','.join(names)!r}: unknown "
+                                  f"{unknown}; known: {', '.join(STATUS_PROCESSES)}")
+    return names
+
+
+def status_urls() -> dict[str, str]:
+    """Where each process serves /readyz and /metrics: MURMUR_<NAME>_URL (dashes as
+    underscores: MURMUR_USERS_RELAY_URL), else its port on 127.0.0.1 in the profile; users
+    and timeline at the URLs the API's calls use."""
+    return {name: config.SERVICE_URL.read(
+        default=f"http://127.0.0.1:{config.profile().port_of(name)}",
+        NAME=name.upper().replace("-", "_")).rstrip("/") for name in STATUS_PROCESSES}
 
 
 def downstream_config(name: str, **defaults: object) -> DownstreamConfig:
@@ -92,6 +116,20 @@ class GatewayConfig(Settings):
     # than nginx's 504.
     request_budget: float = setting("GATEWAY_REQUEST_BUDGET", 5.0, parse=float,
                                     doc="seconds a client request may take in all")
+
+    # The public system status (GET /api/v1/system/status), read from every process.
+    status_sources: tuple[str, ...] = setting(
+        "GATEWAY_STATUS_SOURCES", STATUS_PROCESSES, parse=config.comma_list,
+        doc="processes the system status reads (comma-separated); the others show unknown")
+    status_urls: dict[str, str] = computed(lambda _c: status_urls(),
+                                           doc="where each process the system status reads "
+                                               "serves /readyz and /metrics")
+    status_timeout: float = setting("GATEWAY_STATUS_TIMEOUT", 0.5, parse=float,
+                                    doc="seconds one read of a process's /readyz or /metrics "
+                                        "may take")
+    status_max_age: float = setting("GATEWAY_STATUS_MAX_AGE", 2.0, parse=float,
+                                    doc="seconds a gateway worker shares one system status "
+                                        "(at most one reading of the processes per period)")
 
     @classmethod
     def load(cls) -> "GatewayConfig":

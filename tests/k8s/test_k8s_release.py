@@ -133,3 +133,18 @@ def test_the_services_reach_the_stores_their_policies_allow(cluster: Cluster) ->
     result = cluster.kubectl("exec", f"deploy/{cluster.name('users')}", "--", "python", "-c", probe,
                              cluster.name("postgres"), cluster.name("redis"))
     assert "reached" in result.stdout
+
+
+def test_the_system_status_through_the_edge_sees_every_process_behind_its_policies(
+        api: str) -> None:
+    """The gateway reaches each worker's /readyz and /metrics (their Services and the
+    NetworkPolicies allow exactly that), so no process reads as down or unknown."""
+    def all_up():
+        body = requests.get(f"{api}/system/status", timeout=15).json()
+        states = {c["name"]: c["status"] for c in body["components"]}
+        return body if all(s == "up" for n, s in states.items()) else None
+
+    body = wait_until(all_up, 120, "every component of the system status up")
+    names = {c["name"] for c in body["components"]}
+    assert {"fanout", "users-relay", "timeline-relay", "timeline-authors"} <= names
+    assert all(b["state"] == "closed" for b in body["breakers"]), body["breakers"]

@@ -15,9 +15,10 @@ import pytest
 from conftest import make, stackctl, wait_until
 import stackctl as platform
 
-# Every store, and a sample of the test profile's service processes (with and without a port).
-COMPONENTS = ["redis", "postgres", "kafka", "cassandra", "toxiproxy", "test-nginx",
-              "test-users", "test-timeline-relay"]
+# Every store and observability server, and a sample of the test profile's service
+# processes (with and without a port).
+COMPONENTS = ["redis", "postgres", "kafka", "cassandra", "toxiproxy", "zipkin",
+              "victoriametrics", "vmalert", "test-nginx", "test-users", "test-timeline-relay"]
 
 
 def port_refuses(port: int) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -308,7 +309,7 @@ def test_the_document_declares_every_public_route(client) -> None:
         "/api/v1/users/me/following/{username}", "/api/v1/users/{username}/followers",
         "/api/v1/users/{username}/following", "/api/v1/tweets", "/api/v1/tweets/{id}",
         "/api/v1/users/{username}/tweets", "/api/v1/timeline", "/api/v1/openapi.json",
-        "/api/v1/.well-known/jwks.json"}
+        "/api/v1/.well-known/jwks.json", "/api/v1/system/status"}
     for item in doc["paths"].values():
         for op in item.values():
             problem = op["responses"]["422"]["content"]["application/problem+json"]
@@ -320,14 +321,15 @@ def test_bootstrap_returns_the_shared_service_shape_and_takes_overrides_by_name(
     from gateway.bootstrap import bootstrap
 
     users, timeline, tokens = FakeUsers(), FakeTimeline(), TokenVerifier(PUBLIC)
-    service = bootstrap(config(), users=users, timeline=timeline, tokens=tokens)
+    status = SimpleNamespace(read=dict)  # the status sources
+    service = bootstrap(config(), users=users, timeline=timeline, tokens=tokens, status=status)
     assert isinstance(service, Service) and service.name == "gateway"
-    assert (service.ports.users, service.ports.timeline, service.ports.tokens) == (
-        users, timeline, tokens)
+    assert (service.ports.users, service.ports.timeline, service.ports.tokens,
+            service.ports.status) == (users, timeline, tokens, status)
     assert service.closers == []  # nothing made, nothing to close
     assert service.checks["jwt_public_keys"]() == json.loads(PUBLIC)
     made = bootstrap(config(), tokens=tokens)
-    assert len(made.closers) == 2  # the users and timeline clients it made
+    assert len(made.closers) == 3  # the users and timeline clients and the status sources
     made.close()
     with pytest.raises(TypeError, match="directory"):
         bootstrap(config(), directory=object())

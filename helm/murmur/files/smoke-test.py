@@ -2,7 +2,8 @@
 
 Signs up two users, logs both in, has the second follow the first, posts a tweet as the
 first, and polls the second one's home timeline until the tweet arrives (it travels
-timeline -> outbox relay -> Kafka -> fanout -> Redis). Standard library only; every wait
+timeline -> outbox relay -> Kafka -> fanout -> Redis); then that the edge serves the web
+front end and the public system status lists the services. Standard library only; every wait
 is a poll bounded by one overall deadline.
 
 Environment: MURMUR_API (base URL, e.g. http://murmur-edge:8080/api/v1),
@@ -78,6 +79,16 @@ def until(what: str, attempt, accept=lambda status, body: 200 <= status < 300):
         delay = min(delay * 2, 3.0)
 
 
+def check_front_end() -> None:
+    """The edge serves the web front end at / (its page, and a module it loads)."""
+    root = API.rsplit("/api/v1", 1)[0]
+    for path, kind in (("/", "text/html"), ("/js/app.js", "text/javascript")):
+        with urllib.request.urlopen(root + path, timeout=max(1.0, min(10.0, left()))) as resp:
+            if resp.status != 200 or not resp.headers.get("Content-Type", "").startswith(kind):
+                sys.exit(f"FAIL: {path} answered {resp.status} {resp.headers.get('Content-Type')}")
+    log("the web front end is served at /")
+
+
 def main() -> int:
     suffix = secrets.token_hex(4)
     author, reader = f"ht_author_{suffix}", f"ht_reader_{suffix}"
@@ -118,6 +129,13 @@ def main() -> int:
     if item.get("text") != text or item.get("author", {}).get("username") != author:
         sys.exit(f"FAIL: the timeline shows the tweet wrongly: {json.dumps(item)}")
     log(f"the tweet reached the follower's home timeline in {time.monotonic() - started:.1f}s")
+
+    check_front_end()
+    _, summary = until("the system status", lambda: call("GET", "/system/status"))
+    states = {c["name"]: c["status"] for c in summary.get("components", [])}
+    if not {"gateway", "users", "timeline", "fanout"} <= states.keys():
+        sys.exit(f"FAIL: the system status lacks services: {json.dumps(states)}")
+    log(f"system status {summary.get('status')}: {json.dumps(states)}")
     log("PASS")
     return 0
 

@@ -330,10 +330,15 @@ MURMUR_CASSANDRA_RF: {{ .Values.cassandra.replicationFactor | quote }}
 MURMUR_CASSANDRA_CONSISTENCY: {{ .Values.cassandra.consistency | quote }}
 MURMUR_USERS_URL: {{ printf "http://%s:8000" (include "murmur.componentName" (dict "root" . "component" "users")) | quote }}
 MURMUR_TIMELINE_URL: {{ printf "http://%s:8000" (include "murmur.componentName" (dict "root" . "component" "timeline")) | quote }}
+{{- /* Where the gateway's public system status reads the workers' /readyz and /metrics. */}}
+{{- range $worker := list "fanout" "users-relay" "timeline-relay" "timeline-authors" }}
+{{ printf "MURMUR_%s_URL" ($worker | upper | replace "-" "_") }}: {{ printf "http://%s:8000" (include "murmur.componentName" (dict "root" $ "component" $worker)) | quote }}
+{{- end }}
 CELEBRITY_THRESHOLD: {{ .Values.config.celebrityThreshold | quote }}
 HOME_TIMELINE_CAP: {{ .Values.config.homeTimelineCap | quote }}
 {{- if .Values.tracing.enabled }}
 OTEL_SDK_DISABLED: "false"
+{{- /* The standard names; common.tracing maps them to the packages' entry points. */}}
 OTEL_TRACES_EXPORTER: {{ .Values.tracing.exporter | quote }}
 OTEL_TRACES_SAMPLER: "parentbased_traceidratio"
 OTEL_TRACES_SAMPLER_ARG: {{ .Values.tracing.sampleRatio | toString | quote }}

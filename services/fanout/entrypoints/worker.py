@@ -232,6 +232,11 @@ class Worker:
         # group rebalanced would stay paused for good. Its record is simply tried again.
         if assigned:
             self.consumer.resume(*assigned)
+        # Each partition's hold gauge exists from its assignment on (at 0), so a dashboard
+        # reads "nothing held" rather than no data.
+        for tp in assigned:
+            if tp not in self.held:
+                metrics.HELD_SECONDS.labels(tp.topic, str(tp.partition)).set(0)
         log.info("partitions assigned: %s", _names(assigned))
 
 

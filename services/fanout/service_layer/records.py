@@ -49,6 +49,9 @@ class Outcome(str, Enum):
         return self in (Outcome.RETRY_LATER, Outcome.FAILED)
 
 
+POISON_REASONS = ("invalid", "refused")
+
+
 def poison_reason(error: BaseException) -> str | None:
     """Why `error` makes its record poison ('invalid', 'refused'), or None when the fault
     lies elsewhere and the record must wait for it to be put right."""
@@ -77,6 +80,8 @@ class RecordProcessor:
         self.attempts, self.backoff_max, self.sleep = attempts, backoff_max, sleep
         self.failures: dict[tuple[str, int], str] = {}
         self._lock = threading.Lock()
+        for reason in POISON_REASONS:  # exported at 0: "none dead-lettered" is a figure
+            metrics.DEAD_LETTERED.labels(reason)
 
     def process(self, message: Message) -> Outcome:
         """Handle one record; never raises for a bad message or a failing dependency."""

@@ -7,7 +7,7 @@ OpenAPI document served at /api/v1/openapi.json, so the two cannot drift apart.
 from __future__ import annotations
 
 import copy
-from typing import Annotated, Any, ClassVar, Optional
+from typing import Annotated, Any, ClassVar, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
@@ -315,3 +315,82 @@ class JsonWebKeySet(BaseModel):
                        "fetch it again on meeting a `kid` it does not hold",
         "schema": {"type": "string"}}}})
     keys: list[JsonWebKey]
+
+
+# ------------------------------------------------------------------------- system status
+
+ComponentName = Literal["nginx", "gateway", "users", "timeline", "fanout", "users-relay",
+                        "timeline-relay", "timeline-authors", "postgres", "redis",
+                        "cassandra", "kafka"]
+
+
+class Component(BaseModel):
+    """One part of the system and how it is now."""
+
+    name: ComponentName
+    kind: Literal["edge", "service", "worker", "store"]
+    status: Literal["up", "degraded", "down", "unknown"] = Field(
+        description="down: it does not answer, or no service can reach it; degraded: it "
+                    "answers but a readiness check fails or a breaker is not closed; "
+                    "unknown: nothing that would tell was observed")
+    detail: str = Field(description="Why, in a few words")
+
+
+class Edge(BaseModel):
+    """An arrow of the system's shape: `from` calls `to`, or data flows from it to `to`."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    from_: ComponentName = Field(alias="from")
+    to: ComponentName
+
+
+class BreakerState(BaseModel):
+    """A circuit breaker, named `<process>.<dependency>`, in its worst state over the
+    process's workers."""
+
+    process: str
+    name: str
+    state: Literal["closed", "half_open", "open"]
+
+
+class Pipeline(BaseModel):
+    """The asynchronous paths: null where the process that exports the figure did not
+    answer (or has not measured it yet)."""
+
+    consumer_lag: Optional[int] = Field(
+        description="Messages of tweets.v1 and follows.v1 the fanout group has not processed")
+    fanout_lag_seconds: Optional[float] = Field(
+        description="Mean seconds from an event to its timeline writes, over the window")
+    outbox_backlog: Optional[int] = Field(
+        description="Outbox rows of users and timeline not yet published to Kafka")
+    authors_consumer_lag: Optional[int] = Field(
+        description="users.v1 messages timeline's author projection has not applied")
+
+
+class CacheFigures(BaseModel):
+    """One cache (`<service>.<cache>`): lookups and the share of them it answered."""
+
+    name: str
+    hit_ratio: Optional[float] = Field(ge=0, le=1, description="null without lookups")
+    requests: int = Field(ge=0, description="Lookups over the window")
+
+
+class SystemStatus(BaseModel):
+    """The system's state, as the gateway reads it from every process: states and numbers
+    only, never an address. At most a couple of seconds old (`generated_at`)."""
+
+    model_config = ConfigDict(openapi_extra={"headers": {"Cache-Control": {
+        "description": "`max-age=<seconds>`: how long this summary is shared",
+        "required": True, "schema": {"type": "string"}}}})
+    generated_at: str = Field(description="When it was assembled (RFC 3339, UTC)")
+    status: Literal["ok", "degraded", "down"] = Field(
+        description="down: the gateway can reach neither users nor timeline; degraded: a "
+                    "component is not up or a breaker is not closed")
+    components: list[Component]
+    edges: list[Edge]
+    breakers: list[BreakerState]
+    pipeline: Pipeline
+    caches: list[CacheFigures]
+    window_seconds: Optional[float] = Field(
+        description="Seconds the recent figures (fan-out lag, caches) cover; null: since "
+                    "each process started")

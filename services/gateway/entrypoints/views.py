@@ -21,12 +21,13 @@ from gateway.domain.errors import Unauthenticated
 from gateway.domain.model import Principal, Result
 from gateway.entrypoints.schemas import (
     Credentials, IdempotencyHeader, IfMatchHeader, NewTweet, NewUser, OpenAPIDocument,
-    PageQuery, ProfileChanges, ReadConditionHeaders, Session, SignupIdempotencyHeader, Tweet,
-    TweetPage, TweetPath, User, UserPage, UserPath,
+    PageQuery, ProfileChanges, ReadConditionHeaders, Session, SignupIdempotencyHeader,
+    SystemStatus, Tweet, TweetPage, TweetPath, User, UserPage, UserPath,
 )
 from gateway.entrypoints.schemas import JsonWebKeySet
 from gateway.service_layer import handlers
 from gateway.service_layer.ports import Ports
+from gateway.service_layer.status import StatusBoard, system_status
 
 PREFIX = "/api/v1"
 PROBLEM_REF = "#/components/schemas/ProblemDetails"
@@ -36,6 +37,7 @@ ACCOUNTS, GRAPH, TWEETS, META = (Tag(name="accounts", description="Sign-up, sign
                                  Tag(name="graph", description="Who follows whom"),
                                  Tag(name="tweets", description="Posting and reading tweets"),
                                  Tag(name="meta", description="This API's description"))
+SYSTEM = Tag(name="system", description="How the system behind the API is doing")
 
 
 # A 304 answers a conditional read (If-None-Match) with the ETag and without a body.
@@ -439,4 +441,35 @@ def signing_keys() -> Response:
     resp = jsonify(handlers.publish_signing_keys(ports()))
     service: Service = current_app.extensions["gateway"]
     resp.headers["Cache-Control"] = f"public, max-age={service.config.jwks_max_age}"
+    return resp
+
+
+# ------------------------------------------------------------------------------- system
+
+
+def status_board() -> StatusBoard:
+    """This worker's status board (made on first use: one per worker, like its pools)."""
+    board = current_app.extensions.get("gateway_status")
+    if board is None:
+        service: Service = current_app.extensions["gateway"]
+        board = current_app.extensions.setdefault("gateway_status", StatusBoard(
+            service.ports.status, max_age=service.config.status_max_age))
+    return board
+
+
+@api.get("/system/status", tags=[SYSTEM], responses={200: SystemStatus})
+def system_status_summary() -> Response:
+    """The system's state: each service, worker and store coloured by health, each circuit
+    breaker's state, the pipeline's lags and backlog, and each cache's hit ratio.
+
+    Read-only and public: states and numbers, never an address. Each gateway worker reads
+    the processes at most once per couple of seconds and answers everyone from that
+    reading, so asking often costs the system nothing more. Recent figures (fan-out lag,
+    cache hit ratios) cover the last minute of readings. nginx shows `up` when the request
+    came through it."""
+    service: Service = current_app.extensions["gateway"]
+    # The edge forwards every request with the scheme the client used.
+    via_edge = "X-Forwarded-Proto" in request.headers
+    resp = jsonify(system_status(status_board(), via_edge))
+    resp.headers["Cache-Control"] = f"max-age={max(0, int(service.config.status_max_age))}"
     return resp

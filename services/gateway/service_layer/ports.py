@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gateway.domain.model import Principal, Result
+from gateway.domain.status import Reading
 
 
 class Users(Protocol):
@@ -57,6 +58,17 @@ class Tokens(Protocol):
         """The public keys tokens are verified with, as a JWK Set (RFC 7517)."""
 
 
+class StatusSources(Protocol):
+    """What every process of the system shows about itself now (readiness and metrics).
+
+    Read apart from the calls the API makes: a source that is slow or down costs the
+    status summary a short timeout, never a breaker or a connection user traffic needs.
+    """
+
+    def read(self) -> dict[str, Reading]:
+        """One reading per process, by process name (`gateway` for this one)."""
+
+
 @dataclass(frozen=True)
 class Ports:
     """The outside world as the gateway's use cases see it."""
@@ -64,3 +76,4 @@ class Ports:
     users: Users
     timeline: Timeline
     tokens: Tokens
+    status: StatusSources | None = None
