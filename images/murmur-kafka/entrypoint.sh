@@ -82,7 +82,7 @@ if [ ! -s "$DATA/meta.properties" ]; then
   echo "murmur-kafka: formatting $DATA (node $node_id of $replicas, cluster $KAFKA_CLUSTER_ID)"
   java -Xmx256m -Dlog4j.configuration=file:/etc/murmur/kafka-log4j.properties \
     -cp "$KAFKA_HOME/libs/*" kafka.tools.StorageTool format \
-    -t "$KAFKA_CLUSTER_ID" -c "$CONF" --ignore-formatted
+    --cluster-id="$KAFKA_CLUSTER_ID" -c "$CONF" --ignore-formatted
 fi
 echo "murmur-kafka: node $node_id, voters $voters, advertised $advertised:9092"
 overrides=()

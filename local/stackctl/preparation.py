@@ -138,7 +138,8 @@ def prepare_kafka() -> None:
     subprocess.run([java(), "-Xmx256m",
                     f"-Dlog4j.configuration=file:{p.etc}/kafka-log4j.properties",
                     "-cp", f"{p.cache}/jars/kafka/*", "kafka.tools.StorageTool", "format",
-                    "-t", kafka_cluster_id(), "-c", str(p.etc / "kafka.properties")],
+                    # One argument: an id may start with "-", which would read as an option.
+                    f"--cluster-id={kafka_cluster_id()}", "-c", str(p.etc / "kafka.properties")],
                    check=True, stdout=subprocess.DEVNULL)
 
 

@@ -319,3 +319,19 @@ def test_importing_the_tool_builds_no_table_and_writes_nothing(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(tmp_path / "later/etc"), "28474", "28474"]
     assert not (tmp_path / "home").exists() and not (tmp_path / "later").exists()
+
+
+def test_kafka_storage_is_formatted_with_a_cluster_id_that_starts_with_a_dash(
+        tmp_path, monkeypatch):
+    """One id in 64 starts with "-"; passed as its own argument, Kafka's parser took it for
+    an option and the first start failed."""
+    from stackctl import preparation
+
+    monkeypatch.setenv("MURMUR_HOME", str(tmp_path))
+    monkeypatch.setattr(preparation, "kafka_cluster_id", lambda: "-LtElFcQRlCbBBIEmX7BaA")
+    ran = []
+    monkeypatch.setattr(preparation.subprocess, "run", lambda args, **kw: ran.append(args))
+    preparation.prepare_kafka()
+    [args] = ran
+    assert "--cluster-id=-LtElFcQRlCbBBIEmX7BaA" in args
+    assert "-LtElFcQRlCbBBIEmX7BaA" not in args
