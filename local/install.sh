@@ -104,8 +104,11 @@ go_tool() {
 go_tool toxiproxy toxiproxy "$TOXIPROXY_VERSION" \
   toxiproxy-server=github.com/Shopify/toxiproxy/v2/cmd/server \
   toxiproxy-cli=github.com/Shopify/toxiproxy/v2/cmd/cli
-# The time-series server and its rule evaluator (docs/observability.md): about a minute
-# cold on two cores; the vmui web UI is inside the binary.
+# The time-series server, its rule evaluator and the rules' unit-test runner
+# (docs/observability.md, docs/dashboards.md): about a minute cold on two cores; the vmui
+# web UI is inside the binary. A cache built before a binary joined this list lacks it,
+# which go_tool sees, so it rebuilds the set.
 go_tool metrics victoriametrics "$VICTORIAMETRICS_VERSION" \
   victoria-metrics=github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics \
-  vmalert=github.com/VictoriaMetrics/VictoriaMetrics/app/vmalert
+  vmalert=github.com/VictoriaMetrics/VictoriaMetrics/app/vmalert \
+  vmalert-tool=github.com/VictoriaMetrics/VictoriaMetrics/app/vmalert-tool

@@ -12,7 +12,11 @@ chart-docs: ## Regenerate the chart README's Parameters table from the @param co
 	@npx --yes @bitnami/readme-generator-for-helm@2.7.2 \
 	  -v helm/murmur/values.yaml -r helm/murmur/README.md | grep -v '^Skipping check'
 
-.PHONY: dashboards
+.PHONY: dashboards rules-test
 
 dashboards: ## Regenerate the dashboards (vmui, Grafana) and the chart's copy of the rules from observability/
 	@$(PY) observability/dashboards.py
+
+# vmalert-tool is built by local/install.sh next to vmalert (MURMUR_CACHE or .cache).
+rules-test: ## Run the alerting and recording rules' unit tests (observability/tests/) with vmalert-tool
+	@$${MURMUR_CACHE:-.cache}/bin/vmalert-tool unittest $(addprefix --files ,$(wildcard observability/tests/*.yml))

@@ -26,7 +26,10 @@ class UsersConfig(Settings):
                                doc="Postgres connections kept open at least")
     pg_pool_max: int = setting("USERS_PG_POOL_MAX", lambda c: c.stores.pg_pool_size, parse=int,
                                doc="Postgres connections at most (default MURMUR_PG_POOL_SIZE)")
-    pg_pool_timeout: float = setting("USERS_PG_POOL_TIMEOUT", 2.0, parse=float,
+    # Below the gateway's 2 s timeout on users calls: a connection not had within it is
+    # Postgres's failure and counts towards the breaker. A wait cut short by the caller's
+    # deadline counts for nothing, so a longer wait would never open the breaker.
+    pg_pool_timeout: float = setting("USERS_PG_POOL_TIMEOUT", 1.0, parse=float,
                                      doc="seconds a request waits for a free connection")
     pg_statement_timeout_ms: int = setting("USERS_PG_STATEMENT_TIMEOUT_MS", 2000, parse=int,
                                            doc="Postgres statement_timeout")

@@ -14,7 +14,7 @@ from typing import Iterator
 import requests
 from playwright.sync_api import expect
 
-from conftest import stackctl
+from conftest import stackctl, wait_until
 from e2e.conftest import API
 
 # A breaker closes after its reset timeout and one successful trial call.
@@ -60,7 +60,10 @@ def test_the_home_timeline_shows_the_degraded_banner_while_redis_is_cut(open_tab
     ada, bob = api.sign_up("web"), api.sign_up("web")
     api.follow(ada, bob)
     text = "read while redis is away"
-    api.tweet(bob, text)
+    tweet = api.tweet(bob, text)
+    # Delivered before the page opens: a tweet fanned out later waits behind "1 new tweet".
+    wait_until(lambda: tweet["id"] in api.home_ids(ada), timeout=30,
+               message="the tweet in the follower's home timeline")
     page = open_tab(ada).open("#/home")
     expect(page.get_by_text(text)).to_be_visible(timeout=30_000)
     banner = page.locator("[data-banner^=degraded]")
